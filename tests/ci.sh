@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The test suite, stage by stage. `tests/ci.sh all` (= `make test`) runs every stage in order on a
+# fresh machine of ours and ends with one summary table: stage, result, seconds, platforms.
+# `tests/ci.sh STAGE...` runs single stages (yamllint, ansible-lint, sanity, build, unit,
+# molecule-<scenario>).
+#
+# Environment: OFOREST_CACHE (venv, images' keyring, logs; default /var/cache/oforest-otree),
+#              UBUNTU (test host releases, default "20.04"), SCENARIOS (default: every molecule/*/).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+: "${OFOREST_CACHE:=/var/cache/oforest-otree}"
+: "${VENV:=$OFOREST_CACHE/venv-$(cat requirements-dev.txt requirements-lock.txt | sha256sum | cut -c1-12)}"
+: "${UBUNTU:=20.04}"
+export OFOREST_CACHE VENV UBUNTU
+LOGDIR=$ROOT/tests/output/logs
+mkdir -p "$LOGDIR"
+
+declare -a ROWS=()
+FAILED=0
+
+platforms_of() { # the Ubuntu releases a stage ran on
+  case "$1" in
+    molecule-*|images) echo "ubuntu ${UBUNTU// /, }" ;;
+    sanity) echo "python $("$VENV/bin/python" -c 'import sys;print("%d.%d"%sys.version_info[:2])') (+3.8 compile on 20.04)" ;;
+    *) echo "controller" ;;
+  esac
+}
+
+run_stage() { # run_stage NAME COMMAND...: time it, log it, record a row
+  local name=$1; shift
+  local start rc log=$LOGDIR/$name.log
+  echo "=== $name"
+  start=$(date +%s)
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  local secs=$(( $(date +%s) - start ))
+  if [ "$rc" = 0 ]; then
+    ROWS+=("$(printf '%-28s %-6s %6s  %s' "$name" pass "$secs" "$(platforms_of "$name")")")
+  else
+    ROWS+=("$(printf '%-28s %-6s %6s  %s' "$name" FAIL "$secs" "$(platforms_of "$name") (log: tests/output/logs/$name.log)")")
+    FAILED=1
+  fi
+  return "$rc"
+}
+
+activate() { # shellcheck disable=SC1091
+  source "$VENV/bin/activate"
+  export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
+}
+
+stage_yamllint() { activate; yamllint --strict .; }
+
+stage_ansible-lint() { activate; ansible-lint --profile production --offline; }
+
+stage_sanity() {
+  activate
+  # ansible-test needs the collection at .../ansible_collections/oforest/otree: copy the tracked
+  # (and new, not ignored) files there.
+  local dest=$OFOREST_CACHE/sanity/ansible_collections/oforest/otree
+  rm -rf "$dest" && mkdir -p "$dest"
+  git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$dest/"
+  (cd "$dest" && ansible-test sanity --python "$("$VENV/bin/python" -c 'import sys;print("%d.%d"%sys.version_info[:2])')" \
+     --color no --exclude tests/ --exclude benchmarks/ --exclude scripts/ --exclude .ci/) || return 1
+  # Modules run on Ubuntu 20.04's Python 3.8: compile them with that very interpreter.
+  podman run --rm --network none -v "$ROOT/plugins:/plugins:ro" localhost/oforest/ubuntu:20.04 \
+    python3 -c 'import compileall,sys; sys.exit(0 if compileall.compile_dir("/plugins", quiet=1, legacy=False, force=True, optimize=0, workers=1, ddir="/plugins") else 1)' \
+    2>&1 | grep -v 'Read-only file system' ; return "${PIPESTATUS[0]}"
+}
+
+stage_build() {
+  activate
+  local out=$ROOT/tests/output/build empty
+  rm -rf "$out" && mkdir -p "$out"
+  ansible-galaxy collection build --force --output-path "$out" . || return 1
+  empty=$(mktemp -d)
+  # --no-deps: Galaxy is unreachable here; the dependencies come from the `ansible` package.
+  ansible-galaxy collection install --no-deps -p "$empty" "$out"/oforest-otree-*.tar.gz || return 1
+  test -f "$empty/ansible_collections/oforest/otree/MANIFEST.json" || { echo "install left no MANIFEST.json"; return 1; }
+  ANSIBLE_COLLECTIONS_PATH=$empty ansible-galaxy collection list oforest.otree -p "$empty" || return 1
+  rm -rf "$empty"
+}
+
+stage_unit() {
+  activate
+  python -m pytest -q -p no:cacheprovider tests/unit
+}
+
+stage_molecule() { # stage_molecule SCENARIO
+  activate
+  export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+  molecule test -s "$1"
+}
+
+scenarios() {
+  if [ -n "${SCENARIOS:-}" ]; then echo "$SCENARIOS"; return; fi
+  # default first (proves the harness), then the others in name order
+  { [ -d molecule/default ] && echo default
+    find molecule -mindepth 2 -maxdepth 2 -name molecule.yml | cut -d/ -f2 | sort | grep -vx default; } | tr '\n' ' '
+}
+
+summary() {
+  echo
+  echo "==================== summary ===================="
+  printf '%-28s %-6s %6s  %s\n' stage result secs platforms
+  printf '%s\n' "${ROWS[@]}"
+  echo "================================================="
+  if [ "$FAILED" = 0 ]; then echo "all stages passed"; else echo "some stages FAILED"; fi
+}
+
+run_named() { # one stage by name
+  case "$1" in
+    setup) run_stage setup scripts/setup-host.sh ;;
+    venv) run_stage venv scripts/venv.sh ;;
+    images) run_stage images tests/images/build.sh $UBUNTU ;;
+    molecule-*) run_stage "$1" stage_molecule "${1#molecule-}" ;;
+    yamllint|ansible-lint|sanity|build|unit) run_stage "$1" "stage_$1" ;;
+    *) echo "unknown stage '$1'"; return 2 ;;
+  esac
+}
+
+if [ "${1:-all}" = all ]; then
+  # Prerequisites: without them nothing else can run, so stop at the first failure.
+  for s in setup venv images; do
+    run_named "$s" || { summary; exit 1; }
+  done
+  for s in yamllint ansible-lint sanity build unit; do run_named "$s"; done
+  for sc in $(scenarios); do run_named "molecule-$sc"; done
+else
+  for s in "$@"; do run_named "$s"; done
+fi
+summary
+exit "$FAILED"
