@@ -70,9 +70,8 @@ stage_sanity() {
      --color no --exclude tests/ --exclude benchmarks/ --exclude scripts/ --exclude .ci/) 2>&1 |
     grep -v "^WARNING: Location .* is ignored"; [ "${PIPESTATUS[0]}" = 0 ] || return 1
   # Modules run on Ubuntu 20.04's Python 3.8: compile them with that very interpreter.
-  podman run --rm --network none -v "$ROOT/plugins:/plugins:ro" localhost/oforest/ubuntu:20.04 \
-    python3 -c 'import compileall,sys; sys.exit(0 if compileall.compile_dir("/plugins", quiet=1, legacy=False, force=True, optimize=0, workers=1, ddir="/plugins") else 1)' \
-    2>&1 | grep -v 'Read-only file system' ; return "${PIPESTATUS[0]}"
+  podman run --rm --network none -v "$ROOT/plugins:/src:ro" localhost/oforest/ubuntu:20.04 \
+    sh -c 'cp -r /src /tmp/plugins && python3 --version && python3 -m compileall -q /tmp/plugins'
 }
 
 stage_build() {
