@@ -63,8 +63,9 @@ CONTAINER_FIELDS = {"name", "image", "command", "args", "workingDir", "ports", "
                     "imagePullPolicy", "securityContext", "stdin", "stdinOnce", "tty"}
 
 
-def now_rfc3339():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(epoch=None):
+    when = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, datetime.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def canonical_quantity(q):
                     return "%d%s" % (total // size, name)
             return str(total)
         return q
-    milli = value * 1000 if suffix == "m" else value * _DEC[suffix] * 1000
+    milli = value if suffix == "m" else value * _DEC[suffix] * 1000
     if milli != int(milli):
         return q
     milli = int(milli)
@@ -336,8 +337,9 @@ def page_not_found():
 
 
 class Resource:
-    def __init__(self, group, version, plural, kind, namespaced, verbs=None):
+    def __init__(self, group, version, plural, kind, namespaced, verbs=None, custom=False):
         self.group, self.version, self.plural, self.kind, self.namespaced = group, version, plural, kind, namespaced
+        self.custom = custom
         self.verbs = verbs or ["create", "delete", "get", "list", "patch", "update"]
 
     @property
@@ -352,8 +354,13 @@ class Resource:
 class Store:
     """Objects, resourceVersions and field ownership of the stand-in."""
 
-    def __init__(self, kubelet=True, controller_delay=0.05, crd_delay=0.05, namespace_delay=0.3):
+    def __init__(self, kubelet=True, controllers=True, controller_delay=0.05, crd_delay=0.05, namespace_delay=0.3,
+                 clock=time.time):
         self.lock = threading.RLock()
+        self.clock = clock  # the conformance replay passes a clock it advances as the recording did
+        # controllers=False: no kube-controller-manager (as in 09b): no status writes, a deleted PVC
+        # keeps its finalizer, a deleted namespace stays Terminating.
+        self.controllers = controllers
         self.rv = 1000
         self.objects = {}  # (plural_key, namespace, name) -> object
         self.pvc_first_reapply = set()
@@ -386,6 +393,31 @@ class Store:
                 self.add_resource(Resource(group, version, plural, kind, ns))
         self.served_crds = {}  # (group, version, plural) -> Resource, once "established"
         self.crd_schemas = {}
+
+    def seed(self, path, obj):
+        """Put an object in the store as a recording showed it (the conformance replay starts each
+        recorded file from the state the real server had then). Placeholders get fresh values."""
+        m = ROUTE.match(path)
+        res = self.resource(m.group("g") or "", m.group("cv") or m.group("v"), m.group("plural"))
+        obj = copy.deepcopy(obj)
+        with self.lock:
+            key = self.key(res, m.group("ns"), m.group("name"))
+            if res.namespaced and ("/namespaces", None, m.group("ns")) not in self.objects:
+                self.objects[("/namespaces", None, m.group("ns"))] = {
+                    "kind": "Namespace", "apiVersion": "v1", "metadata": {
+                        "name": m.group("ns"), "uid": str(uuid.uuid4()), "resourceVersion": self.next_rv(),
+                        "labels": {"kubernetes.io/metadata.name": m.group("ns")}},
+                    "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+            meta = obj.setdefault("metadata", {})
+            meta["resourceVersion"] = self.next_rv()
+            meta["uid"] = str(uuid.uuid4())
+            for mf in meta.get("managedFields", []):
+                mf["time"] = now_rfc3339(self.clock())
+            obj.setdefault("apiVersion", res.group_version)
+            obj.setdefault("kind", res.kind)
+            self.objects[key] = obj
+            if res.kind == "Deployment" and self.controllers:
+                self.replicaset_for(obj)
 
     def add_resource(self, res):
         self.resources[(res.group, res.version, res.plural)] = res
@@ -481,7 +513,7 @@ class Store:
                                "message": "namespace %s is being terminated" % namespace,
                                "field": "metadata.namespace"}]})
 
-    def apply(self, res, namespace, name, body, manager, force=False, dry_run=False, update=False):
+    def apply(self, res, namespace, name, body, manager, force=False, dry_run=False, update=False, strict=False):
         """Server-side apply (update=False) or merge patch as an Update operation (update=True)."""
         with self.lock:
             key = self.key(res, namespace, name)
@@ -489,7 +521,7 @@ class Store:
             if update and live is None:
                 self.get(res, namespace, name)  # raises the recorded 404
             if not update:
-                validate(res, namespace, name, body, self.crd_schemas.get((res.group, res.plural)))
+                validate(res, namespace, name, body, self.crd_schemas.get((res.group, res.plural)), strict)
             if live is None:
                 self.check_namespace(res, namespace, name)
             gv = res.group_version
@@ -543,31 +575,32 @@ class Store:
             # second (02-apply-create-reapply).
             old_entries = {(m["manager"], m["operation"], m.get("subresource", "")): m for m in managers}
             pvc_bump = live is not None and key in self.pvc_first_reapply and not update
-            touched = live is None or merged != base or pvc_bump or \
-                owned[me] != from_fieldsv1(old_entries.get(me, {}).get("fieldsV1", {}))
-            stamp = now_rfc3339()
-            entry = {"manager": manager, "operation": me[1], "apiVersion": gv,
-                     "time": stamp if touched or me not in old_entries else old_entries[me]["time"],
-                     "fieldsType": "FieldsV1", "fieldsV1": to_fieldsv1(owned[me])}
+            touched = live is None or merged != base or pvc_bump or me not in old_entries
+            stamp = now_rfc3339(self.clock())
+            if touched:
+                entry = {"manager": manager, "operation": me[1], "apiVersion": gv, "time": stamp,
+                         "fieldsType": "FieldsV1", "fieldsV1": to_fieldsv1(owned[me])}
+            else:
+                entry = old_entries[me]
             new_managers = []
             for k, m in old_entries.items():
                 if k == me:
                     new_managers.append(entry)
                 elif owned.get(k):
-                    m = dict(m)
-                    if m.get("subresource") != "status":
-                        m["fieldsV1"] = to_fieldsv1(owned[k])
+                    if owned[k] != from_fieldsv1(m.get("fieldsV1", {})) and m.get("subresource") != "status":
+                        m = dict(m, fieldsV1=to_fieldsv1(owned[k]))
                     new_managers.append(m)
             if me not in old_entries:
                 new_managers.append(entry)
-
+            # Apply entries first, then Update entries (as the server returns them)
+            new_managers.sort(key=lambda m: m["operation"] != "Apply")
             stored = canonicalize(res.kind, merged)
             meta = stored["metadata"]
             meta["managedFields"] = new_managers
             if live is None:
                 meta["uid"] = str(uuid.uuid4())
                 meta["creationTimestamp"] = stamp
-                if res.kind in GENERATION_KINDS:
+                if res.kind in GENERATION_KINDS or res.custom:
                     meta["generation"] = 1
                 if res.kind == "PersistentVolumeClaim":
                     meta["finalizers"] = ["kubernetes.io/pvc-protection"]
@@ -586,7 +619,7 @@ class Store:
                     stored["spec"] = live.get("spec")
                 if "status" in live:
                     stored["status"] = live["status"]
-                if res.kind in GENERATION_KINDS and spec_of(stored) != spec_of(live):
+                if (res.kind in GENERATION_KINDS or res.custom) and spec_of(stored) != spec_of(live):
                     meta["generation"] = live["metadata"].get("generation", 1) + 1
             stored["apiVersion"], stored["kind"] = gv, res.kind
             stored = order_object(stored)
@@ -605,47 +638,88 @@ class Store:
                     self.pvc_first_reapply.add(key)
                 else:
                     self.pvc_first_reapply.discard(key)
+            response = copy.deepcopy(stored)
             if res.kind == "CustomResourceDefinition":
+                if live is None:
+                    response["status"] = {"conditions": None, "acceptedNames": {"plural": "", "kind": ""},
+                                          "storedVersions": [v["name"] for v in stored.get("spec", {}).get("versions", [])
+                                                             if v.get("storage")]}
+                    meta["resourceVersion"] = self.next_rv()  # the CRD controllers' status write
                 self.crd_changed(stored)
-            if res.kind in WORKLOAD_KINDS and (live is None or meta.get("generation") != live["metadata"].get("generation")):
-                self.schedule(self.controller_delay, self.workload_status, key)
-            return (201 if live is None else 200), copy.deepcopy(stored)
+            if self.controllers and res.kind in WORKLOAD_KINDS and \
+                    (live is None or meta.get("generation") != live["metadata"].get("generation")):
+                # the controller's status write follows the spec change at once (real: within ms)
+                self.workload_status(key)
+            return (201 if live is None else 200), response
 
     def delete(self, res, namespace, name, propagation=None):
         with self.lock:
             key = self.key(res, namespace, name)
             obj = self.get(res, namespace, name)
             if res.kind == "Namespace":
-                obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+                obj["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock())
                 obj["status"] = {"phase": "Terminating"}
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
                 self.schedule(self.namespace_delay, self.finish_namespace, name)
                 return copy.deepcopy(obj)
             if res.kind == "PersistentVolumeClaim":
-                obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+                obj["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock())
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
-                self.schedule(self.controller_delay, self.objects.pop, key, None)
+                self.schedule(self.controller_delay, self.remove, key)
                 return copy.deepcopy(obj)
             if propagation == "Foreground":
-                obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+                obj["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock())
                 obj["metadata"]["finalizers"] = ["foregroundDeletion"]
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
                 self.schedule(self.controller_delay, self.objects.pop, key, None)
                 return copy.deepcopy(obj)
-            del self.objects[key]
-            self.rv += 1
+            self.remove(key)
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": res.group, "kind": res.plural,
                                 "uid": obj["metadata"]["uid"]}}
 
+    def remove(self, key):
+        """Drop an object; for a Deployment also its ReplicaSets and Pods (the garbage collector)."""
+        with self.lock:
+            self.objects.pop(key, None)
+            self.rv += 1
+            if key[0] == "apps/deployments" and self.controllers:
+                pattern = re.escape(key[2]) + r"-[a-z0-9]+(-[a-z0-9]+)?"
+                for k in [k for k in self.objects if k[1] == key[1] and k[0] in ("apps/replicasets", "/pods")
+                          and re.fullmatch(pattern, k[2])]:
+                    del self.objects[k]
+
     # -- controllers (stand-ins) --------------------------------------------------------------
-    def schedule(self, delay, fn, *args):
+    def schedule(self, delay, fn, *args, always=False):
+        if not (self.controllers or always):
+            return
         t = threading.Timer(delay, fn, args)
         t.daemon = True
         t.start()
+
+    def replicaset_for(self, dep):
+        """The ReplicaSet (and Pending/Running Pod) the deployment controller would create."""
+        template = dep["spec"].get("template", {})
+        digest = uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(template, sort_keys=True)).hex[:10]
+        ns, name = dep["metadata"]["namespace"], "%s-%s" % (dep["metadata"]["name"], digest)
+        labels = dict((template.get("metadata") or {}).get("labels") or {}, **{"pod-template-hash": digest})
+        key = ("apps/replicasets", ns, name)
+        if key not in self.objects:
+            for k in [k for k, o in self.objects.items() if k[0] == "/pods" and k[1] == ns and
+                      o["metadata"].get("generateName", "").startswith(dep["metadata"]["name"] + "-")]:
+                del self.objects[k]  # the old ReplicaSet's pod goes as the new one comes
+            self.objects[key] = {"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": {
+                "name": name, "namespace": ns, "labels": labels, "uid": str(uuid.uuid4()), "generation": 1,
+                "resourceVersion": self.next_rv(), "ownerReferences": [{"kind": "Deployment", "name": dep["metadata"]["name"]}]},
+                "spec": {"replicas": dep["spec"].get("replicas", 1), "template": template}}
+            pod = "%s-%s" % (name, uuid.uuid4().hex[:5])
+            self.objects[("/pods", ns, pod)] = {"kind": "Pod", "apiVersion": "v1", "metadata": {
+                "name": pod, "generateName": name + "-", "namespace": ns, "labels": labels, "uid": str(uuid.uuid4()),
+                "resourceVersion": self.next_rv()}, "spec": template.get("spec", {}),
+                "status": {"phase": "Running" if self.kubelet else "Pending"}}
 
     def finish_namespace(self, name):
         with self.lock:
@@ -657,11 +731,16 @@ class Store:
     def crd_changed(self, crd):
         spec = crd.get("spec", {})
         group, plural, kind = spec.get("group"), spec.get("names", {}).get("plural"), spec.get("names", {}).get("kind")
+        mf = [m for m in crd["metadata"].get("managedFields", []) if m["manager"] != "kube-apiserver"]
+        mf.append({"manager": "kube-apiserver", "operation": "Update", "apiVersion": "apiextensions.k8s.io/v1",
+                   "time": now_rfc3339(self.clock()), "fieldsType": "FieldsV1",
+                   "fieldsV1": {"f:status": {"f:acceptedNames": {}, "f:conditions": {}}}, "subresource": "status"})
+        crd["metadata"]["managedFields"] = mf
         crd["status"] = {
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now_rfc3339(),
+                {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now_rfc3339(self.clock()),
                  "reason": "NoConflicts", "message": "no conflicts found"},
-                {"type": "Established", "status": "True", "lastTransitionTime": now_rfc3339(),
+                {"type": "Established", "status": "True", "lastTransitionTime": now_rfc3339(self.clock()),
                  "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}],
             "acceptedNames": {"plural": plural, "singular": spec.get("names", {}).get("singular", ""),
                               "kind": kind, "listKind": kind + "List"},
@@ -669,11 +748,12 @@ class Store:
         namespaced = spec.get("scope") == "Namespaced"
         for v in spec.get("versions", []):
             if v.get("served", True):
-                res = Resource(group, v["name"], plural, kind, namespaced)
+                res = Resource(group, v["name"], plural, kind, namespaced, custom=True)
                 self.crd_schemas[(group, plural)] = v.get("schema", {}).get("openAPIV3Schema")
                 # The real server serves the new group a little after the CRD is created (08-crd:
                 # an immediate CR apply got "404 page not found").
-                self.schedule(self.crd_delay, self.served_crds.__setitem__, (group, v["name"], plural), res)
+                self.schedule(self.crd_delay, self.served_crds.__setitem__, (group, v["name"], plural), res,
+                              always=True)
 
     def workload_status(self, key):
         with self.lock:
@@ -683,7 +763,7 @@ class Store:
             replicas = obj.get("spec", {}).get("replicas", 1)
             gen = obj["metadata"].get("generation", 1)
             status = {"observedGeneration": gen, "replicas": replicas, "updatedReplicas": replicas}
-            stamp = now_rfc3339()
+            stamp = now_rfc3339(self.clock())
             if self.kubelet and replicas:
                 status.update(readyReplicas=replicas, availableReplicas=replicas)
                 conditions = [
@@ -701,6 +781,7 @@ class Store:
                      "reason": "ReplicaSetUpdated", "message": 'ReplicaSet "%s" is progressing.' % key[2]}]
             if obj["kind"] == "Deployment":
                 status["conditions"] = conditions
+                self.replicaset_for(obj)
             obj["status"] = status
             mf = [m for m in obj["metadata"].get("managedFields", []) if m["manager"] != "kube-controller-manager"]
             mf.append({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1",
@@ -787,15 +868,18 @@ def invalid(res, name, causes):
 
 
 def typed_patch_error(res, namespace, name, errors):
-    where = "%s/%s" % (namespace, name) if namespace else name
+    where = "%s/%s" % (namespace or "", name)
     head = "failed to create typed patch object (%s; %s, Kind=%s): " % (where, res.group_version, res.kind)
     if len(errors) == 1:
         return ApiError(500, None, head + errors[0])
     return ApiError(500, None, head + "errors:\n" + "\n".join("  " + e for e in errors))
 
 
-def validate(res, namespace, name, body, crd_schema):
+def validate(res, namespace, name, body, crd_schema, strict=False):
     meta = body.get("metadata") or {}
+    if body.get("apiVersion") not in (None, res.group_version):
+        raise ApiError(400, "BadRequest", "Incorrect version specified in apply patch. Specified patch version: "
+                       "%s, expected: %s" % (body.get("apiVersion"), res.group_version))
     if res.namespaced and meta.get("namespace") not in (None, namespace):
         raise ApiError(400, "BadRequest",
                        "the namespace of the provided object does not match the namespace sent on the request")
@@ -812,7 +896,10 @@ def validate(res, namespace, name, body, crd_schema):
             errors.append(".spec.replicas: expected numeric (int or float), got %s"
                           % ("string" if isinstance(spec["replicas"], str) else type(spec["replicas"]).__name__))
         if errors:
-            raise typed_patch_error(res, namespace, name, sorted(errors, reverse=True))
+            # fieldValidation=Strict lists every unknown field; otherwise only the first is named
+            # (06-invalid), the outermost one.
+            errors = sorted(errors, reverse=True) if strict else [min(errors, key=lambda e: e.count("."))]
+            raise typed_patch_error(res, namespace, name, errors)
         causes = []
         if isinstance(spec.get("replicas"), int) and spec["replicas"] < 0:
             causes.append({"reason": "FieldValueInvalid",
@@ -852,16 +939,18 @@ _TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict, "array
 def check_schema(value, schema, path, errors, missing):
     typ = schema.get("type")
     if typ in _TYPES and not isinstance(value, _TYPES[typ]) or (typ == "string" and isinstance(value, bool)):
-        errors.append("%s: expected %s, got %s" % (path or ".", typ, type(value).__name__))
+        errors.append("%s: expected %s, got &value.valueUnstructured{Value:%s}" % (path or ".", typ, json.dumps(value)))
         return
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         for req in schema.get("required") or []:
-            if req not in value and path.count(".") >= 1:
+            if req not in value:
                 missing.append((path + "." + req).lstrip("."))
         for k, v in value.items():
             if k in props:
                 check_schema(v, props[k], path + "." + k, errors, missing)
+            elif props and path and not schema.get("x-kubernetes-preserve-unknown-fields"):
+                errors.append("%s.%s: field not declared in schema" % (path, k))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -948,7 +1037,8 @@ class Handler(BaseHTTPRequestHandler):
                     body = yaml.safe_load(raw.decode() or "{}")
                     if not isinstance(body, dict):
                         raise ApiError(400, "BadRequest", "error decoding YAML: the body is not an object")
-                    status, obj = store.apply(res, ns, name, body, manager, query.get("force") == "true", dry)
+                    status, obj = store.apply(res, ns, name, body, manager, query.get("force") == "true", dry,
+                                              strict=query.get("fieldValidation") == "Strict")
                     return self.send_body(status, obj)
                 if ctype == "application/merge-patch+json":
                     body = json.loads(raw or b"{}")
