@@ -674,7 +674,7 @@ class Store:
                 obj["metadata"]["finalizers"] = ["foregroundDeletion"]
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
-                self.schedule(self.controller_delay, self.objects.pop, key, None)
+                self.schedule(self.controller_delay, self.remove, key)
                 return copy.deepcopy(obj)
             self.remove(key)
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
