@@ -1026,6 +1026,11 @@ class Handler(BaseHTTPRequestHandler):
                 opts = json.loads(raw) if raw else {}
                 return self.send_body(200, store.delete(res, ns, name,
                                                         query.get("propagationPolicy") or opts.get("propagationPolicy")))
+            if method == "DELETE":  # deletecollection
+                listed = store.list(res, ns, query.get("labelSelector"))
+                for item in listed["items"]:
+                    store.delete(res, ns, item["metadata"]["name"])
+                return self.send_body(200, listed)
             if method == "PATCH" and name:
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
                 dry = query.get("dryRun") == "All"
