@@ -354,13 +354,14 @@ class Resource:
 class Store:
     """Objects, resourceVersions and field ownership of the stand-in."""
 
-    def __init__(self, kubelet=True, controllers=True, controller_delay=0.05, crd_delay=0.05, namespace_delay=0.3,
+    def __init__(self, kubelet=True, controllers=True, controller_delay=0.05, crd_delay=0.05, namespace_delay=4.0,
                  clock=time.time):
         self.lock = threading.RLock()
         self.clock = clock  # the conformance replay passes a clock it advances as the recording did
         # controllers=False: no kube-controller-manager (as in 09b): no status writes, a deleted PVC
         # keeps its finalizer, a deleted namespace stays Terminating.
         self.controllers = controllers
+        self.namespace_deadlines = {}
         self.rv = 1000
         self.objects = {}  # (plural_key, namespace, name) -> object
         self.pvc_first_reapply = set()
@@ -661,7 +662,8 @@ class Store:
                 obj["status"] = {"phase": "Terminating"}
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
-                self.schedule(self.namespace_delay, self.finish_namespace, name)
+                if self.controllers:  # finished on the stand-in's clock (recorded: 3 s still there, gone by 5.5 s)
+                    self.namespace_deadlines[name] = self.clock() + self.namespace_delay
                 return copy.deepcopy(obj)
             if res.kind == "PersistentVolumeClaim":
                 obj["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock())
@@ -720,6 +722,12 @@ class Store:
                 "name": pod, "generateName": name + "-", "namespace": ns, "labels": labels, "uid": str(uuid.uuid4()),
                 "resourceVersion": self.next_rv()}, "spec": template.get("spec", {}),
                 "status": {"phase": "Running" if self.kubelet else "Pending"}}
+
+    def tick(self):
+        for name, deadline in list(self.namespace_deadlines.items()):
+            if self.clock() >= deadline:
+                del self.namespace_deadlines[name]
+                self.finish_namespace(name)
 
     def finish_namespace(self, name):
         with self.lock:
@@ -987,6 +995,7 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self, method):
         store = self.store
         store.requests += 1
+        store.tick()
         try:
             url = urlparse(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
