@@ -11,7 +11,7 @@ UBUNTU ?= 20.04
 SCENARIO ?= default
 export OFOREST_CACHE VENV UBUNTU
 
-.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit molecule clean
+.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit integration molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ build: venv ## ansible-galaxy collection build + install into an empty path
 
 unit: venv ## pytest unit tests
 	@tests/ci.sh unit
+
+integration: venv ## engine + module against the STAND-IN API server (or OFOREST_KUBECONFIG's cluster)
+	@tests/ci.sh integration
 
 molecule: venv images ## one Molecule scenario: make molecule SCENARIO=default
 	@tests/ci.sh molecule-$(SCENARIO)

@@ -22,6 +22,7 @@ FAILED=0
 platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
     molecule-*|images) echo "ubuntu ${UBUNTU// /, }" ;;
+    integration) if [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "real cluster ($OFOREST_KUBECONFIG)"; else echo "STAND-IN k8s API server"; fi ;;
     sanity) echo "python $("$VENV/bin/python" -c 'import sys;print("%d.%d"%sys.version_info[:2])') (+3.8 compile on 20.04)" ;;
     *) echo "controller" ;;
   esac
@@ -94,6 +95,13 @@ stage_unit() {
   python -m pytest -q -p no:cacheprovider tests/unit
 }
 
+# Against the STAND-IN Kubernetes API server (tests/k8s_standin), or a real cluster when
+# OFOREST_KUBECONFIG names a kubeconfig.
+stage_integration() {
+  activate
+  python -m pytest -q -p no:cacheprovider tests/integration
+}
+
 stage_molecule() { # stage_molecule SCENARIO
   activate
   export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
@@ -122,7 +130,7 @@ run_named() { # one stage by name
     venv) run_stage venv scripts/venv.sh ;;
     images) run_stage images tests/images/build.sh $UBUNTU ;;
     molecule-*) run_stage "$1" stage_molecule "${1#molecule-}" ;;
-    yamllint|ansible-lint|sanity|build|unit) run_stage "$1" "stage_$1" ;;
+    yamllint|ansible-lint|sanity|build|unit|integration) run_stage "$1" "stage_$1" ;;
     *) echo "unknown stage '$1'"; return 2 ;;
   esac
 }
@@ -132,7 +140,7 @@ if [ "${1:-all}" = all ]; then
   for s in setup venv images; do
     run_named "$s" || { summary; exit 1; }
   done
-  for s in yamllint ansible-lint sanity build unit; do run_named "$s"; done
+  for s in yamllint ansible-lint sanity build unit integration; do run_named "$s"; done
   for sc in $(scenarios); do run_named "molecule-$sc"; done
 else
   for s in "$@"; do run_named "$s"; done

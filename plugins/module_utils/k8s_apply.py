@@ -61,6 +61,9 @@ FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
 PROTECTED_KINDS = ("PersistentVolumeClaim", "Namespace")
 ASSOCIATIVE = {"containers": ("name",), "initContainers": ("name",), "env": ("name",), "volumes": ("name",),
                "volumeMounts": ("mountPath",), "imagePullSecrets": ("name",)}
+# Maps the API marks x-kubernetes-map-type: atomic (owned as a whole; seen in the recorded FieldsV1).
+ATOMIC_MAPS = ("selector", "podSelector", "namespaceSelector", "secretKeyRef", "configMapKeyRef", "fieldRef",
+               "resourceFieldRef", "roleRef")
 IGNORED_META = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp", "selfLink")
 
 
@@ -175,7 +178,7 @@ def field_set(obj, prefix=""):
         if key == "ports" and isinstance(value, list):
             keys = ("containerPort", "protocol") if any("containerPort" in p for p in value if isinstance(p, dict)) \
                 else ("port", "protocol")
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict) and value and key not in ATOMIC_MAPS:
             out |= field_set(value, path)
         elif keys and value and all(isinstance(i, dict) for i in value):
             for item in value:
@@ -328,7 +331,7 @@ class Engine:
             deadline = time.time() + self.crd_timeout
             while True:
                 try:
-                    _, doc = self.client.request("GET", base)
+                    dummy_status, doc = self.client.request("GET", base)
                     found = [r for r in doc.get("resources", []) if r.get("kind") == kind and "/" not in r["name"]]
                     if found:
                         self.discovered[key] = (found[0]["name"], found[0]["namespaced"])
@@ -415,8 +418,8 @@ class Engine:
                     break
                 try:
                     for ns in attempt:
-                        _, doc = self.client.request("GET", self.path(api_version, plural, namespaced, ns),
-                                                     {"labelSelector": selector})
+                        url = self.path(api_version, plural, namespaced, ns)
+                        dummy_status, doc = self.client.request("GET", url, {"labelSelector": selector})
                         for item in doc.get("items", []):
                             m = item["metadata"]
                             item.setdefault("apiVersion", api_version)
@@ -463,7 +466,7 @@ class Engine:
         path = self.path(obj["apiVersion"], plural, namespaced, meta.get("namespace"), meta["name"])
         if unknown:  # no LIST permission or unknown kind: read it (one extra request)
             try:
-                _, current = self.client.request("GET", path)
+                dummy_status, current = self.client.request("GET", path)
             except K8sError as e:
                 if e.status != 404:
                     raise self.explain(e, obj, "get")
@@ -535,7 +538,7 @@ class Engine:
         path = self.path(obj["apiVersion"], "customresourcedefinitions", False, None, obj["metadata"]["name"])
         deadline = time.time() + timeout
         while True:
-            _, crd = self.client.request("GET", path)
+            dummy_status, crd = self.client.request("GET", path)
             conditions = (crd.get("status") or {}).get("conditions") or []
             if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
                 return
@@ -625,7 +628,7 @@ class Engine:
             path = self.path(obj["apiVersion"], plural, namespaced, obj["metadata"].get("namespace"),
                              obj["metadata"]["name"])
             while True:
-                _, current = self.client.request("GET", path)
+                dummy_status, current = self.client.request("GET", path)
                 done, why = rollout_done(current)
                 if done:
                     break

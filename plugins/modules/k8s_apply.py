@@ -21,7 +21,8 @@ description:
     server stores (C(data), C(1Gi)), so they do not rewrite themselves on every run.
   - Check mode asks the server (C(dryRun=All)); C(--diff) shows a per-object diff without managedFields,
     resourceVersion, generation and status. Secret values are never shown.
-author: oforest.otree developers
+author:
+  - oforest.otree developers (@oforest)
 extends_documentation_fragment:
   - oforest.otree.k8s_auth
 options:
@@ -74,9 +75,11 @@ options:
     default: 8
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Uses the API server's dry run; nothing is stored.
+    details: Uses the API server's dry run (C(dryRun=All)); nothing is stored.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 notes:
   - "Usually run on the controller (C(delegate_to: localhost)) or wherever the kubeconfig is."
@@ -149,6 +152,8 @@ requests:
   sample: 9
 """
 
+import base64
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -187,6 +192,24 @@ def load_manifests(module, value):
     return flat
 
 
+def hide_secret_values(module, manifests):
+    """Secret values (as given and base64-encoded) never reach the output, not even the logged
+    module arguments at -vvv."""
+    for obj in manifests:
+        if not isinstance(obj, dict) or obj.get("kind") != "Secret":
+            continue
+        for field, encoded in (("stringData", False), ("data", True)):
+            for value in (obj.get(field) or {}).values():
+                value = to_native(value)
+                forms = [value]
+                try:
+                    forms.append(to_native(base64.b64decode(value)) if encoded else
+                                 to_native(base64.b64encode(value.encode("utf-8"))))
+                except (ValueError, TypeError):
+                    pass
+                module.no_log_values.update(f for f in forms if len(f) >= 3)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -219,16 +242,14 @@ def main():
     if params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout: must be at least 1 second, got %d" % params["wait_timeout"])
     manifests = load_manifests(module, params["manifests"])
+    hide_secret_values(module, manifests)
 
     kubeconfig = params["kubeconfig"]
-    import os
+    if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
+        module.fail_json(msg="kubeconfig: expected a file path or a kubeconfig mapping, got %s" % type(kubeconfig).__name__)
     kubeconfig_path = kubeconfig if isinstance(kubeconfig, str) else None
     if kubeconfig is None and not params["in_cluster"] and not params["host"]:
-        kubeconfig_path = os.environ.get("K8S_AUTH_KUBECONFIG")
-    if kubeconfig_path:
-        kubeconfig_path = os.path.expanduser(kubeconfig_path)
-        if not os.path.exists(kubeconfig_path):
-            module.fail_json(msg="kubeconfig: file %s does not exist" % kubeconfig_path)
+        kubeconfig_path = os.environ.get("K8S_AUTH_KUBECONFIG")  # else KUBECONFIG, then ~/.kube/config
     try:
         client = Client(kubeconfig=kubeconfig_path,
                         kubeconfig_content=kubeconfig if isinstance(kubeconfig, dict) else None,

@@ -51,6 +51,9 @@ ASSOCIATIVE_LISTS = {
     "imagePullSecrets": ("name",),
 }
 PORT_KEYS = {"containers": ("containerPort", "protocol"), "service": ("port", "protocol")}
+# maps marked x-kubernetes-map-type: atomic (a single leaf in FieldsV1, as recorded)
+ATOMIC_MAPS = {"selector", "podSelector", "namespaceSelector", "secretKeyRef", "configMapKeyRef", "fieldRef",
+               "resourceFieldRef", "roleRef"}
 GENERATION_KINDS = {"Deployment", "StatefulSet", "Ingress", "NetworkPolicy", "CronJob", "Job",
                     "CustomResourceDefinition", "ReplicaSet"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
@@ -157,7 +160,7 @@ def field_paths(obj, kind, prefix=()):
             continue
         p = prefix + (("f", k),)
         keys = _list_keys(k, kind) if isinstance(v, list) else None
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict) and v and k not in ATOMIC_MAPS:
             out |= field_paths(v, kind, p)
         elif keys and all(isinstance(i, dict) for i in v):
             for item in v:
