@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the collection's module_utils, importable as ansible_collections.oforest.otree...
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 
-from tests.k8s_standin.server import ADMIN_TOKEN, start_background  # noqa: E402
+from tests.k8s_standin.server import ADMIN_TOKEN, start_background, tls_files  # noqa: E402
 
 REAL = os.environ.get("OFOREST_KUBECONFIG")
 TRANSCRIPT = ROOT / "tests" / "fixtures" / "k8s-api-transcript" / "02-apply-create-reapply.json"
@@ -59,7 +59,7 @@ class Cluster:
         from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Client
         if self.real:
             return Client(kubeconfig=self.kubeconfig, **kw)
-        return Client(host=self.url, api_key=kw.pop("api_key", ADMIN_TOKEN), **kw)
+        return Client(host=self.url, api_key=kw.pop("api_key", ADMIN_TOKEN), ca_cert=tls_files()[0], **kw)
 
     def engine(self, **kw):
         from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Engine

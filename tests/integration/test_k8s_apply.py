@@ -192,7 +192,8 @@ def test_bad_token_is_reported_as_credentials(cluster, namespace):
     if cluster.real:
         pytest.skip("needs a deliberately wrong token for the real cluster")
     from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Client, Engine
-    engine = Engine(Client(host=cluster.url, api_key="wrong"))
+    from tests.k8s_standin.server import tls_files
+    engine = Engine(Client(host=cluster.url, api_key="wrong", ca_cert=tls_files()[0]))
     with pytest.raises(K8sError) as e:
         engine.run(experiment_manifests(namespace))
     assert e.value.status == 401

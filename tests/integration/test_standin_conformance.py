@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s_standin.server import ADMIN_TOKEN, start_background
+from tests.k8s_standin.server import ADMIN_TOKEN, start_background, tls_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s-api-transcript"
 RECORDINGS = sorted(FIXTURES.glob("[01]*.json")) + sorted((FIXTURES / "second-recording").glob("[01]*.json"))
@@ -87,8 +87,10 @@ def send(url, req):
     data = json.dumps(body).encode() if body is not None else None
     r = urllib.request.Request(url + req["path"] + ("?" + query if query else ""), data=data,
                                method=req["method"], headers=out)
+    import ssl
+    context = ssl.create_default_context(cafile=tls_files()[0])
     try:
-        with urllib.request.urlopen(r, timeout=10) as f:
+        with urllib.request.urlopen(r, timeout=10, context=context) as f:
             status, raw, ctype = f.status, f.read().decode(), f.headers.get("Content-Type", "")
     except urllib.error.HTTPError as e:
         status, raw, ctype = e.code, e.read().decode(), e.headers.get("Content-Type", "")

@@ -447,8 +447,11 @@ class Store:
             group, version = m.groups()
             resources = [r for (g, v, _p), r in list(self.resources.items()) + list(self.served_crds.items())
                          if g == group and v == version]
-            if not resources:
+            advertised = any(gv.get("groupVersion") == "%s/%s" % (group, version)
+                             for g in self.discovery["/apis"]["groups"] for gv in g["versions"])
+            if not resources and not advertised:
                 raise page_not_found()
+            # groups the server advertises but the trimmed recording did not list: served, empty
             doc = copy.deepcopy(self.discovery.get(path) or {
                 "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "%s/%s" % (group, version),
                 "resources": []})
@@ -1085,12 +1088,52 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_any("PUT")
 
 
-def make_server(host="127.0.0.1", port=0, **store_options):
+_TLS = {}
+
+
+def tls_files():
+    """A self-signed certificate for 127.0.0.1 (made once per process), like a cluster's serving cert."""
+    if not _TLS:
+        import tempfile
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        import ipaddress
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "oforest-k8s-standin")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                            x509.DNSName("localhost")]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        folder = Path(tempfile.mkdtemp(prefix="oforest-standin-tls-"))
+        (folder / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+        _TLS.update(cert=str(folder / "tls.crt"), key=str(folder / "tls.key"))
+    return _TLS["cert"], _TLS["key"]
+
+
+def make_server(host="127.0.0.1", port=0, tls=True, **store_options):
+    """A stand-in server; HTTPS by default (clients such as kubectl send tokens only over TLS)."""
     store = Store(**store_options)
     handler = type("BoundHandler", (Handler,), {"store": store})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     server.store = store
+    server.scheme = "http"
+    if tls:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls_files())
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.scheme = "https"
+        server.ca_file = tls_files()[0]
     return server
 
 
@@ -1099,14 +1142,17 @@ def start_background(**store_options):
     server = make_server(**store_options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return server, "http://127.0.0.1:%d" % server.server_address[1]
+    return server, "%s://127.0.0.1:%d" % (server.scheme, server.server_address[1])
 
 
 def write_kubeconfig(path, base_url, token=ADMIN_TOKEN):
     path = Path(path)
+    cluster = {"server": base_url}
+    if base_url.startswith("https://"):
+        cluster["certificate-authority-data"] = base64.b64encode(Path(tls_files()[0]).read_bytes()).decode()
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "standin",
-        "clusters": [{"name": "standin", "cluster": {"server": base_url}}],
+        "clusters": [{"name": "standin", "cluster": cluster}],
         "users": [{"name": "standin-admin", "user": {"token": token}}],
         "contexts": [{"name": "standin", "context": {"cluster": "standin", "user": "standin-admin"}}],
     }))
@@ -1122,7 +1168,7 @@ if __name__ == "__main__":
     ap.add_argument("--no-kubelet", action="store_true", help="pods never become ready (as recorded)")
     args = ap.parse_args()
     srv = make_server(port=args.port, kubelet=not args.no_kubelet)
-    url = "http://127.0.0.1:%d" % srv.server_address[1]
+    url = "%s://127.0.0.1:%d" % (srv.scheme, srv.server_address[1])
     if args.kubeconfig:
         write_kubeconfig(args.kubeconfig, url)
     print("STAND-IN Kubernetes API server on %s" % url, flush=True)
