@@ -547,7 +547,7 @@ class Engine:
             time.sleep(0.2)
 
     def run(self, manifests, namespace=None, prune=False, prune_protected=False, wait=False, wait_timeout=300,
-            diff=False):
+            diff=False, prune_namespaces=None):
         items = self.prepare(manifests, namespace)
         live, unknown = self.prefetch(items)
         results = []
@@ -567,13 +567,20 @@ class Engine:
             # in the namespaces the list uses): dropping the last ConfigMap must prune it too.
             listed = set((o["apiVersion"], o["kind"]) for o in items)
             namespaces = sorted(set(o["metadata"].get("namespace") for o in items if o["metadata"].get("namespace")) |
-                                set(o["metadata"]["name"] for o in items if o["kind"] == "Namespace"))
+                                set(o["metadata"]["name"] for o in items if o["kind"] == "Namespace") |
+                                set(prune_namespaces or []))
             probes = [{"apiVersion": av, "kind": k, "metadata": {"name": "-", "namespace": ns}}
                       for (av, k), (_p, namespaced) in KINDS.items() if namespaced and (av, k) not in listed
                       for ns in namespaces]
+            if ("v1", "Namespace") not in listed and namespaces:
+                probes.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "-"}})
             scope = dict(live)
             if probes:
-                scope.update(self.prefetch(probes)[0])
+                found = self.prefetch(probes)[0]
+                # only namespaces in scope, and only objects in them
+                scope.update(dict((k, v) for k, v in found.items()
+                                  if (k[1] == "Namespace" and k[3] in namespaces) or
+                                  (k[1] != "Namespace" and k[2] in namespaces)))
             results += self.prune(items, scope, prune_protected, diff)
         if wait and not self.check_mode:
             self.wait_all(items, wait_timeout)

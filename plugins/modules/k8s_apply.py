@@ -61,6 +61,13 @@ options:
     description: Also prune PersistentVolumeClaims, Namespaces and generated Secrets (data loss!).
     type: bool
     default: false
+  prune_namespaces:
+    description:
+      - Namespaces pruning looks in besides those the list uses. With an empty O(manifests) list this
+        removes everything the owner has there (but the protected kinds, unless O(prune_protected)).
+    type: list
+    elements: str
+    default: []
   wait:
     description: Wait for Deployments and StatefulSets to roll out and Jobs to complete.
     type: bool
@@ -220,6 +227,7 @@ def main():
             force_conflicts=dict(type="bool", default=False),
             prune=dict(type="bool", default=False),
             prune_protected=dict(type="bool", default=False),
+            prune_namespaces=dict(type="list", elements="str", default=[]),
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=300),
             workers=dict(type="int", default=8),
@@ -261,7 +269,8 @@ def main():
                         workers=params["workers"], crd_timeout=params["wait_timeout"])
         objects = engine.run(manifests, namespace=params["namespace"], prune=params["prune"],
                              prune_protected=params["prune_protected"], wait=params["wait"],
-                             wait_timeout=params["wait_timeout"], diff=module._diff)
+                             wait_timeout=params["wait_timeout"], diff=module._diff,
+                             prune_namespaces=params["prune_namespaces"])
     except K8sError as e:
         module.fail_json(msg=to_native(e), status=e.status)
     except Exception as e:  # pragma: no cover - a bug: say so with the trace

@@ -1,0 +1,401 @@
+# -*- coding: utf-8 -*-
+# Copyright: oforest.otree contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure renderer: a typed oTree experiment spec -> the Kubernetes manifests that run it.
+
+No cluster access. Used by the otree_manifests module (the role) and by the experiment pipeline
+scaffold, so both paths render the same objects. Follows oTree's runtime contract:
+- one process (`otree prodserver 8000`, in-process channel layer): replicas 1, strategy Recreate;
+- DATABASE_URL always set (without it oTree silently uses SQLite); OTREE_IN_MEMORY never set;
+- OTREE_PRODUCTION, OTREE_AUTH_LEVEL, OTREE_ADMIN_PASSWORD, OTREE_REST_KEY from a Secret;
+- FORWARDED_ALLOW_IPS so uvicorn trusts the ingress' X-Forwarded-Proto (https links);
+- probes on a static file oTree ships (/static/favicon.ico) and on the TCP port: oTree has no health
+  endpoint;
+- secrets generated once and kept: a changed admin password breaks an existing oTree database.
+Must run on Python 3.8.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import json
+import re
+import secrets
+import string
+
+OTREE_PORT = 8000
+PROBE_PATH = "/static/favicon.ico"
+SECRET_NAME = "otree-secrets"
+PULL_SECRET_NAME = "registry-credentials"
+GENERATED_ANNOTATION = "oforest.otree/generated"
+EXPERIMENT_LABEL = "oforest.otree/experiment"
+SECRET_KEYS = ("POSTGRES_PASSWORD", "DATABASE_URL", "OTREE_ADMIN_PASSWORD", "OTREE_REST_KEY")
+RESERVED_ENV = ("DATABASE_URL", "OTREE_PRODUCTION", "OTREE_AUTH_LEVEL", "OTREE_ADMIN_PASSWORD", "OTREE_REST_KEY",
+                "OTREE_IN_MEMORY", "PORT", "FORWARDED_ALLOW_IPS")
+SUPPORTED_POSTGRES = range(13, 19)  # official image majors we render for
+MIN_PASSWORD = 12
+INGRESS_CLASSES = ("public", "nginx", "traefik")
+
+DEFAULTS = {
+    "state": "present",
+    "purge": False,
+    "namespace": None,
+    "auth_level": "STUDY",
+    "production": True,
+    "admin_password": None,
+    "rest_key": None,
+    "extra_env": {},
+    "image_pull_secret": None,
+    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    "run_as_user": 1000,
+    "postgres": {"version": 16, "storage_size": "5Gi", "storage_class": None,
+                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
+    "ingress_class": "public",
+    "cluster_issuer": "letsencrypt-prod",
+    "websocket_timeout": 3600,
+}
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+FQDN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+                   r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$")
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+class SpecError(ValueError):
+    """A bad experiment spec: `field` names what to fix."""
+
+    def __init__(self, field, message):
+        super(SpecError, self).__init__("%s: %s" % (field, message))
+        self.field = field
+
+
+def _merge(defaults, given):
+    out = dict(defaults)
+    for key, value in (given or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is not None or key not in out:
+            out[key] = value
+    return out
+
+
+def normalize_spec(spec, index=0):
+    """Defaults filled in and every field checked; raises SpecError naming the field."""
+    if not isinstance(spec, dict):
+        raise SpecError("experiments[%d]" % index, "must be a mapping, got %s" % type(spec).__name__)
+    name = spec.get("name")
+    where = "experiments[%s]" % (name if isinstance(name, str) and name else index)
+    unknown = sorted(set(spec) - set(DEFAULTS) - {"name", "host", "image"})
+    if unknown:
+        raise SpecError(where, "unknown field(s) %s (known: name, host, image, %s)" % (
+            ", ".join(unknown), ", ".join(sorted(DEFAULTS))))
+    s = _merge(DEFAULTS, spec)
+    s["name"] = name
+
+    if not isinstance(name, str) or not DNS_LABEL.match(name) or len(name) > 40:
+        raise SpecError(where + ".name", "%r is not a valid experiment name: use 1-40 lowercase letters, digits and "
+                        "'-', starting and ending with a letter or digit (e.g. 'public-goods')" % (name,))
+    s["namespace"] = s["namespace"] or "otree-%s" % name
+    if not DNS_LABEL.match(s["namespace"]) or len(s["namespace"]) > 63:
+        raise SpecError(where + ".namespace", "%r is not a valid namespace name" % s["namespace"])
+    if s["state"] not in ("present", "absent"):
+        raise SpecError(where + ".state", "must be 'present' or 'absent', got %r" % (s["state"],))
+    if not isinstance(s["purge"], bool):
+        raise SpecError(where + ".purge", "must be true or false")
+    if s["state"] == "absent":
+        return s  # removal needs only the name (and namespace)
+
+    host = s.get("host")
+    if not isinstance(host, str) or not FQDN.match(host):
+        raise SpecError(where + ".host", "%r is not a fully qualified domain name: give the public name that points "
+                        "to the cluster, e.g. 'pgg.experiments.example.org'" % (host,))
+    image = s.get("image")
+    m = IMAGE.match(image) if isinstance(image, str) else None
+    if not m:
+        raise SpecError(where + ".image", "%r is not a valid image reference (registry/path/name:tag)" % (image,))
+    if not m.group("tag") and not m.group("digest"):
+        raise SpecError(where + ".image", "%r has no tag: pin the image (e.g. ':%s' or a commit SHA tag); an untagged "
+                        "image means ':latest', which changes under a running experiment" % (image, "1.0.0"))
+    if m.group("tag") == "latest" and not m.group("digest"):
+        raise SpecError(where + ".image", "%r uses ':latest': pin a version or commit SHA tag" % image)
+    if s["auth_level"] not in ("STUDY", "DEMO"):
+        raise SpecError(where + ".auth_level", "must be STUDY or DEMO, got %r" % (s["auth_level"],))
+    if not isinstance(s["production"], bool):
+        raise SpecError(where + ".production", "must be true or false")
+    for field, minimum in (("admin_password", MIN_PASSWORD), ("rest_key", MIN_PASSWORD)):
+        value = s[field]
+        if value is not None and (not isinstance(value, str) or len(value) < minimum):
+            raise SpecError(where + "." + field, "too short: use at least %d characters (or leave it out and one is "
+                            "generated and kept)" % minimum)
+    if not isinstance(s["extra_env"], dict):
+        raise SpecError(where + ".extra_env", "must be a mapping of variable names to values")
+    for key, value in s["extra_env"].items():
+        if key in RESERVED_ENV:
+            raise SpecError(where + ".extra_env." + key, "is set by the collection%s; remove it from extra_env" % (
+                " and would make oTree ignore DATABASE_URL" if key == "OTREE_IN_MEMORY" else ""))
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(key)):
+            raise SpecError(where + ".extra_env." + str(key), "is not a valid environment variable name")
+        if not isinstance(value, (str, int, float, bool)):
+            raise SpecError(where + ".extra_env." + key, "must be a string or number")
+    _check_resources(s["resources"], where + ".resources")
+    pg = s["postgres"]
+    version = pg.get("version")
+    if isinstance(version, str) and version.isdigit():
+        version = pg["version"] = int(version)
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SUPPORTED_POSTGRES:
+        raise SpecError(where + ".postgres.version", "must be a Postgres major version from %d to %d (the major is "
+                        "pinned: a new major cannot read an old data directory), got %r" % (
+                            SUPPORTED_POSTGRES[0], SUPPORTED_POSTGRES[-1], version))
+    if not isinstance(pg.get("storage_size"), str) or not QUANTITY.match(pg["storage_size"]):
+        raise SpecError(where + ".postgres.storage_size", "%r is not a quantity like '5Gi'" % (pg.get("storage_size"),))
+    _check_resources(pg["resources"], where + ".postgres.resources")
+    if s["ingress_class"] not in INGRESS_CLASSES:
+        raise SpecError(where + ".ingress_class", "must be one of %s (MicroK8s: 'public' for ingress-nginx up to "
+                        "1.34, 'traefik' from 1.35), got %r" % (", ".join(INGRESS_CLASSES), s["ingress_class"]))
+    if not isinstance(s["cluster_issuer"], str) or not DNS_LABEL.match(s["cluster_issuer"].replace(".", "-")):
+        raise SpecError(where + ".cluster_issuer", "must name a cert-manager ClusterIssuer, e.g. letsencrypt-prod")
+    ps = s["image_pull_secret"]
+    if ps is not None:
+        missing = [k for k in ("registry", "username", "password") if not (isinstance(ps, dict) and ps.get(k))]
+        if missing:
+            raise SpecError(where + ".image_pull_secret", "needs %s (a GitLab deploy token: registry "
+                            "'registry.gitlab.example.org', its username and the token as password)" % ", ".join(missing))
+    if not isinstance(s["run_as_user"], int) or s["run_as_user"] < 1:
+        raise SpecError(where + ".run_as_user", "must be a non-root numeric user id (the image's USER)")
+    if not isinstance(s["websocket_timeout"], int) or s["websocket_timeout"] < 60:
+        raise SpecError(where + ".websocket_timeout", "must be at least 60 seconds")
+    return s
+
+
+def _check_resources(res, where):
+    if not isinstance(res, dict):
+        raise SpecError(where, "must be a mapping with requests and limits")
+    for section in ("requests", "limits"):
+        for key, value in (res.get(section) or {}).items():
+            if key not in ("cpu", "memory"):
+                raise SpecError("%s.%s.%s" % (where, section, key), "only cpu and memory are supported")
+            if not QUANTITY.match(str(value)):
+                raise SpecError("%s.%s.%s" % (where, section, key), "%r is not a quantity like '500m' or '1Gi'"
+                                % (value,))
+
+
+def generate_password(length=32):
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def resolve_secrets(spec, existing=None):
+    """The experiment's secret values: given ones win, then what the cluster already holds, then new
+    random ones. Returns (values, generated_keys)."""
+    existing = existing or {}
+    values, generated = {}, []
+    for key, given in (("POSTGRES_PASSWORD", None), ("OTREE_ADMIN_PASSWORD", spec.get("admin_password")),
+                       ("OTREE_REST_KEY", spec.get("rest_key"))):
+        if given:
+            values[key] = given
+        elif existing.get(key):
+            values[key] = existing[key]
+        else:
+            values[key] = generate_password()
+            generated.append(key)
+    values["DATABASE_URL"] = "postgresql://otree:%s@postgres:5432/otree" % values["POSTGRES_PASSWORD"]
+    return values, generated
+
+
+def _b64(text):
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def labels(spec, component):
+    return {"app.kubernetes.io/name": component, "app.kubernetes.io/instance": spec["name"],
+            "app.kubernetes.io/part-of": "otree", "app.kubernetes.io/managed-by": "oforest.otree",
+            EXPERIMENT_LABEL: spec["name"]}
+
+
+def _selector(spec, component):
+    return {"app.kubernetes.io/name": component, "app.kubernetes.io/instance": spec["name"]}
+
+
+def _restricted(user, group=None):
+    container = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                 "runAsUser": user, "runAsGroup": group or user, "capabilities": {"drop": ["ALL"]},
+                 "seccompProfile": {"type": "RuntimeDefault"}}
+    return container
+
+
+def postgres_paths(version):
+    """(volume mountPath, PGDATA) right for the official image of this major."""
+    if version >= 18:  # 18+ keeps data under /var/lib/postgresql/<major>/docker: mount the parent
+        return "/var/lib/postgresql", "/var/lib/postgresql/%d/docker" % version
+    return "/var/lib/postgresql/data", "/var/lib/postgresql/data/pgdata"  # a subdir: lost+found safe
+
+
+def render(spec, secret_values, image_override=None):
+    """Manifests for one normalised spec (state present): namespace first, data, then workloads."""
+    ns = spec["namespace"]
+    name = spec["name"]
+    pg = spec["postgres"]
+    mount, pgdata = postgres_paths(pg["version"])
+    image = image_override or spec["image"]
+    meta = lambda obj_name, component: {"name": obj_name, "namespace": ns, "labels": labels(spec, component)}  # noqa: E731
+    out = []
+    out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": ns, "labels": dict(labels(spec, "otree"), **{
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted"})}})
+    secret_meta = meta(SECRET_NAME, "otree")
+    secret_meta["annotations"] = {GENERATED_ANNOTATION: "true"}  # pruning keeps it: the data depends on it
+    out.append({"apiVersion": "v1", "kind": "Secret", "metadata": secret_meta, "type": "Opaque",
+                "data": dict((k, _b64(secret_values[k])) for k in SECRET_KEYS)})
+    pull_secrets = []
+    if spec["image_pull_secret"]:
+        ps = spec["image_pull_secret"]
+        auth = _b64("%s:%s" % (ps["username"], ps["password"]))
+        config = {"auths": {ps["registry"]: {"username": ps["username"], "password": ps["password"], "auth": auth}}}
+        out.append({"apiVersion": "v1", "kind": "Secret", "metadata": meta(PULL_SECRET_NAME, "otree"),
+                    "type": "kubernetes.io/dockerconfigjson",
+                    "data": {".dockerconfigjson": _b64(json.dumps(config, sort_keys=True))}})
+        pull_secrets = [{"name": PULL_SECRET_NAME}]
+    for sa in ("otree", "postgres"):
+        out.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(sa, sa),
+                    "automountServiceAccountToken": False})
+
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta("postgres-data", "postgres"),
+           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": pg["storage_size"]}}}}
+    if pg.get("storage_class"):
+        pvc["spec"]["storageClassName"] = pg["storage_class"]
+    out.append(pvc)
+
+    pg_container = {
+        "name": "postgres", "image": "docker.io/library/postgres:%d" % pg["version"],
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "postgres", "containerPort": 5432, "protocol": "TCP"}],
+        "env": [{"name": "POSTGRES_USER", "value": "otree"}, {"name": "POSTGRES_DB", "value": "otree"},
+                {"name": "PGDATA", "value": pgdata},
+                {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME,
+                                                                             "key": "POSTGRES_PASSWORD"}}}],
+        "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "otree", "-d", "otree", "-h", "127.0.0.1"]},
+                           "periodSeconds": 10, "timeoutSeconds": 5},
+        "livenessProbe": {"exec": {"command": ["pg_isready", "-U", "otree", "-d", "otree", "-h", "127.0.0.1"]},
+                          "initialDelaySeconds": 30, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 6},
+        "resources": pg["resources"],
+        "securityContext": _restricted(999),
+        "volumeMounts": [{"name": "data", "mountPath": mount}, {"name": "run", "mountPath": "/var/run/postgresql"},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("postgres", "postgres"), "spec": {
+        "replicas": 1, "strategy": {"type": "Recreate"},  # one writer on a ReadWriteOnce volume
+        "selector": {"matchLabels": _selector(spec, "postgres")},
+        "template": {"metadata": {"labels": labels(spec, "postgres")}, "spec": {
+            "serviceAccountName": "postgres", "automountServiceAccountToken": False,
+            "securityContext": {"fsGroup": 999, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [pg_container],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "postgres-data"}},
+                        {"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]}}}})
+    out.append({"apiVersion": "v1", "kind": "Service", "metadata": meta("postgres", "postgres"), "spec": {
+        "type": "ClusterIP", "selector": _selector(spec, "postgres"),
+        "ports": [{"name": "postgres", "port": 5432, "targetPort": "postgres", "protocol": "TCP"}]}})
+    out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": meta("postgres-only-from-otree", "postgres"), "spec": {
+                    "podSelector": {"matchLabels": _selector(spec, "postgres")}, "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"podSelector": {"matchLabels": _selector(spec, "otree")}}],
+                                 "ports": [{"port": 5432, "protocol": "TCP"}]}]}})
+
+    out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("otree", "otree"),
+                "spec": otree_deployment_spec(spec, image, pull_secrets)})
+    out.append({"apiVersion": "v1", "kind": "Service", "metadata": meta("otree", "otree"), "spec": {
+        "type": "ClusterIP", "selector": _selector(spec, "otree"),
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}})
+    out.append(ingress(spec))
+    return out
+
+
+def otree_container(spec, image):
+    """The oTree container: what the runtime contract test runs for real."""
+    secret = lambda key: {"secretKeyRef": {"name": SECRET_NAME, "key": key}}  # noqa: E731
+    env = [
+        {"name": "DATABASE_URL", "valueFrom": secret("DATABASE_URL")},
+        {"name": "OTREE_ADMIN_PASSWORD", "valueFrom": secret("OTREE_ADMIN_PASSWORD")},
+        {"name": "OTREE_REST_KEY", "valueFrom": secret("OTREE_REST_KEY")},
+        {"name": "OTREE_AUTH_LEVEL", "value": spec["auth_level"]},
+        {"name": "FORWARDED_ALLOW_IPS", "value": "*"},  # trust X-Forwarded-Proto from the ingress: https links
+    ]
+    if spec["production"]:
+        env.append({"name": "OTREE_PRODUCTION", "value": "1"})
+    env += [{"name": k, "value": str(v)} for k, v in sorted(spec["extra_env"].items())]
+    return {
+        "name": "otree", "image": image, "imagePullPolicy": "IfNotPresent",
+        "command": ["otree"], "args": ["prodserver", str(OTREE_PORT)],
+        "ports": [{"name": "http", "containerPort": OTREE_PORT, "protocol": "TCP"}],
+        "env": env,
+        # oTree has no health endpoint: it serves its own static files, and answers on the port
+        "readinessProbe": {"httpGet": {"path": PROBE_PATH, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
+        "livenessProbe": {"tcpSocket": {"port": "http"}, "initialDelaySeconds": 20, "periodSeconds": 20,
+                          "timeoutSeconds": 5, "failureThreshold": 6},
+        "startupProbe": {"httpGet": {"path": PROBE_PATH, "port": "http"}, "periodSeconds": 5, "failureThreshold": 60},
+        "resources": spec["resources"],
+        "securityContext": _restricted(spec["run_as_user"]),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def otree_deployment_spec(spec, image, pull_secrets):
+    pod = {"serviceAccountName": "otree", "automountServiceAccountToken": False,
+           "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+           "containers": [otree_container(spec, image)], "volumes": [{"name": "tmp", "emptyDir": {}}]}
+    if pull_secrets:
+        pod["imagePullSecrets"] = pull_secrets
+    return {"replicas": 1,  # oTree is one process: a second replica breaks websockets and its locks
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": _selector(spec, "otree")},
+            "template": {"metadata": {"labels": labels(spec, "otree")}, "spec": pod}}
+
+
+def ingress(spec):
+    annotations = {"cert-manager.io/cluster-issuer": spec["cluster_issuer"]}
+    timeout = str(spec["websocket_timeout"])
+    if spec["ingress_class"] in ("public", "nginx"):
+        # ingress-nginx closes idle proxied connections after 60 s: oTree pages keep a websocket open
+        annotations.update({"nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
+                            "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
+                            "nginx.ingress.kubernetes.io/ssl-redirect": "true"})
+    else:
+        annotations.update({"traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+                            "traefik.ingress.kubernetes.io/router.tls": "true"})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
+        "name": "otree", "namespace": spec["namespace"], "labels": labels(spec, "otree"), "annotations": annotations},
+        "spec": {"ingressClassName": spec["ingress_class"],
+                 "tls": [{"hosts": [spec["host"]], "secretName": "otree-tls"}],
+                 "rules": [{"host": spec["host"], "http": {"paths": [{
+                     "path": "/", "pathType": "Prefix",
+                     "backend": {"service": {"name": "otree", "port": {"name": "http"}}}}]}}]}}
+
+
+def render_all(experiments, existing_secrets=None, defaults=None):
+    """Every experiment: returns a list of dicts {spec, manifests, secrets, generated, owner}.
+    `existing_secrets` maps experiment name -> the values its Secret holds in the cluster."""
+    existing_secrets = existing_secrets or {}
+    out, seen_names, seen_hosts = [], set(), {}
+    for index, raw in enumerate(experiments or []):
+        merged = _merge(defaults or {}, raw) if isinstance(raw, dict) else raw
+        spec = normalize_spec(merged, index)
+        if spec["name"] in seen_names:
+            raise SpecError("experiments[%s].name" % spec["name"], "is used twice")
+        seen_names.add(spec["name"])
+        if spec["state"] == "present":
+            if spec["host"] in seen_hosts:
+                raise SpecError("experiments[%s].host" % spec["name"], "%s is already used by experiment %s" % (
+                    spec["host"], seen_hosts[spec["host"]]))
+            seen_hosts[spec["host"]] = spec["name"]
+        values, generated = resolve_secrets(spec, existing_secrets.get(spec["name"]))
+        # state: absent renders nothing: applying an empty list with pruning in the experiment's
+        # namespace removes workloads and ingress; the Namespace, the PVC and the generated Secret are
+        # protected from pruning unless purge (prune_protected) is asked for.
+        manifests = render(spec, values) if spec["state"] == "present" else []
+        out.append({"spec": spec, "manifests": manifests, "secrets": values, "generated": generated,
+                    "owner": "otree-%s" % spec["name"]})
+    return out

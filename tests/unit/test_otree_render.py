@@ -1,0 +1,169 @@
+"""The oTree renderer: every bad input a user will make gets an error naming the field; the
+rendered objects follow oTree's runtime contract."""
+from __future__ import annotations
+
+import base64
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".cache" / "collections"))
+
+from ansible_collections.oforest.otree.plugins.module_utils import otree_render as r  # noqa: E402
+
+GOOD = {"name": "public-goods", "host": "pgg.experiments.example.org",
+        "image": "registry.gitlab.example.org/lab/pgg:3f2a9c1"}
+
+
+def render_one(**changes):
+    spec = dict(copy.deepcopy(GOOD), **changes)
+    return r.render_all([spec])[0]
+
+
+def by_kind(manifests, kind, name=None):
+    found = [m for m in manifests if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)]
+    assert found, "no %s %s" % (kind, name or "")
+    return found[0]
+
+
+@pytest.mark.parametrize("changes,field,text", [
+    ({"name": "Public_Goods"}, "name", "not a valid experiment name"),
+    ({"name": "x" * 41}, "name", "1-40 lowercase"),
+    ({"name": ""}, "name", "not a valid experiment name"),
+    ({"host": "pgg"}, "host", "not a fully qualified domain name"),
+    ({"host": "https://pgg.example.org"}, "host", "not a fully qualified domain name"),
+    ({"host": "PGG.Example.org"}, "host", "not a fully qualified domain name"),
+    ({"image": "registry.gitlab.example.org/lab/pgg"}, "image", "has no tag"),
+    ({"image": "registry.gitlab.example.org/lab/pgg:latest"}, "image", "':latest'"),
+    ({"image": "Not An Image"}, "image", "not a valid image reference"),
+    ({"admin_password": "short"}, "admin_password", "too short"),
+    ({"rest_key": "abc"}, "rest_key", "too short"),
+    ({"auth_level": "PUBLIC"}, "auth_level", "STUDY or DEMO"),
+    ({"postgres": {"version": "latest"}}, "postgres.version", "major version"),
+    ({"postgres": {"version": 9}}, "postgres.version", "major version"),
+    ({"postgres": {"storage_size": "5 GB"}}, "postgres.storage_size", "quantity"),
+    ({"resources": {"limits": {"memory": "lots"}}}, "resources.limits.memory", "quantity"),
+    ({"extra_env": {"OTREE_IN_MEMORY": "1"}}, "extra_env.OTREE_IN_MEMORY", "ignore DATABASE_URL"),
+    ({"extra_env": {"DATABASE_URL": "sqlite://"}}, "extra_env.DATABASE_URL", "set by the collection"),
+    ({"ingress_class": "haproxy"}, "ingress_class", "public"),
+    ({"state": "gone"}, "state", "'present' or 'absent'"),
+    ({"image_pull_secret": {"registry": "r.example.org"}}, "image_pull_secret", "username, password"),
+    ({"colour": "red"}, "experiments[public-goods]", "unknown field(s) colour"),
+])
+def test_bad_input_names_the_field(changes, field, text):
+    with pytest.raises(r.SpecError) as e:
+        render_one(**changes)
+    assert e.value.field.endswith(field), e.value.field
+    assert text in str(e.value)
+
+
+def test_duplicate_names_and_hosts_are_refused():
+    with pytest.raises(r.SpecError, match="used twice"):
+        r.render_all([GOOD, GOOD])
+    other = dict(GOOD, name="trust")
+    with pytest.raises(r.SpecError, match="already used by experiment public-goods"):
+        r.render_all([GOOD, other])
+
+
+def test_objects_and_order():
+    m = render_one()["manifests"]
+    assert [o["kind"] for o in m][:2] == ["Namespace", "Secret"]
+    kinds = sorted(o["kind"] for o in m)
+    assert kinds == sorted(["Namespace", "Secret", "ServiceAccount", "ServiceAccount", "PersistentVolumeClaim",
+                            "Deployment", "Service", "NetworkPolicy", "Deployment", "Service", "Ingress"])
+    assert {o["metadata"].get("namespace") for o in m if o["kind"] != "Namespace"} == {"otree-public-goods"}
+    ns = by_kind(m, "Namespace")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_otree_runtime_contract():
+    m = render_one(production=True, auth_level="STUDY")["manifests"]
+    dep = by_kind(m, "Deployment", "otree")
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"] + c["args"] == ["otree", "prodserver", "8000"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "otree-secrets", "key": "DATABASE_URL"}
+    assert env["OTREE_PRODUCTION"]["value"] == "1" and env["OTREE_AUTH_LEVEL"]["value"] == "STUDY"
+    assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
+    assert "OTREE_IN_MEMORY" not in env
+    assert c["readinessProbe"]["httpGet"]["path"] == "/static/favicon.ico"
+    assert c["livenessProbe"]["tcpSocket"]["port"] == "http"
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
+
+
+def test_secret_holds_every_key_and_database_url_matches_password():
+    item = render_one()
+    secret = by_kind(item["manifests"], "Secret", "otree-secrets")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert set(data) == set(r.SECRET_KEYS)
+    assert data["DATABASE_URL"] == "postgresql://otree:%s@postgres:5432/otree" % data["POSTGRES_PASSWORD"]
+    assert len(data["OTREE_ADMIN_PASSWORD"]) >= 32
+    assert secret["metadata"]["annotations"][r.GENERATED_ANNOTATION] == "true"
+    assert sorted(item["generated"]) == ["OTREE_ADMIN_PASSWORD", "OTREE_REST_KEY", "POSTGRES_PASSWORD"]
+
+
+def test_secrets_are_kept_never_regenerated():
+    first = render_one()["secrets"]
+    existing = {"public-goods": {k: first[k] for k in r.SECRET_KEYS}}
+    again = r.render_all([dict(GOOD)], existing)[0]
+    assert again["secrets"] == first and again["generated"] == []
+    given = r.render_all([dict(GOOD, admin_password="a-given-password-123")], existing)[0]
+    assert given["secrets"]["OTREE_ADMIN_PASSWORD"] == "a-given-password-123"
+    assert given["secrets"]["POSTGRES_PASSWORD"] == first["POSTGRES_PASSWORD"]
+
+
+@pytest.mark.parametrize("version,mount,pgdata", [
+    (16, "/var/lib/postgresql/data", "/var/lib/postgresql/data/pgdata"),
+    (17, "/var/lib/postgresql/data", "/var/lib/postgresql/data/pgdata"),
+    (18, "/var/lib/postgresql", "/var/lib/postgresql/18/docker"),
+])
+def test_postgres_major_pinned_and_data_path(version, mount, pgdata):
+    m = render_one(postgres={"version": version})["manifests"]
+    c = by_kind(m, "Deployment", "postgres")["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"] == "docker.io/library/postgres:%d" % version
+    assert {"name": "data", "mountPath": mount} in c["volumeMounts"]
+    assert {"name": "PGDATA", "value": pgdata} in c["env"]
+
+
+def test_network_policy_admits_only_this_experiments_otree():
+    np = by_kind(render_one()["manifests"], "NetworkPolicy")
+    assert np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "postgres"
+    peer = np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert peer == {"app.kubernetes.io/name": "otree", "app.kubernetes.io/instance": "public-goods"}
+
+
+@pytest.mark.parametrize("klass,annotation", [
+    ("public", "nginx.ingress.kubernetes.io/proxy-read-timeout"),
+    ("traefik", "traefik.ingress.kubernetes.io/router.tls"),
+])
+def test_ingress_tls_issuer_and_websocket_settings(klass, annotation):
+    ing = by_kind(render_one(ingress_class=klass, cluster_issuer="letsencrypt-staging")["manifests"], "Ingress")
+    assert ing["spec"]["ingressClassName"] == klass
+    assert ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-staging"
+    assert annotation in ing["metadata"]["annotations"]
+    assert ing["spec"]["tls"][0]["hosts"] == ["pgg.experiments.example.org"]
+
+
+def test_pull_secret_for_the_gitlab_registry():
+    m = render_one(image_pull_secret={"registry": "registry.gitlab.example.org", "username": "deploy-token-1",
+                                      "password": "gldt-secret-value"})["manifests"]
+    ps = by_kind(m, "Secret", "registry-credentials")
+    assert ps["type"] == "kubernetes.io/dockerconfigjson"
+    pod = by_kind(m, "Deployment", "otree")["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
+
+
+def test_absent_renders_nothing_and_needs_only_the_name():
+    item = r.render_all([{"name": "public-goods", "state": "absent"}])[0]
+    assert item["manifests"] == [] and item["spec"]["namespace"] == "otree-public-goods"
+    assert item["owner"] == "otree-public-goods"
+
+
+def test_defaults_apply_to_every_experiment():
+    items = r.render_all([GOOD, dict(GOOD, name="trust", host="trust.example.org", ingress_class="nginx")],
+                         defaults={"ingress_class": "traefik"})
+    assert [by_kind(i["manifests"], "Ingress")["spec"]["ingressClassName"] for i in items] == ["traefik", "nginx"]
