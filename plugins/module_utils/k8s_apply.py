@@ -320,6 +320,7 @@ class Engine:
         self.workers = workers
         self.crd_timeout = crd_timeout
         self.discovered = {}
+        self.dry_namespaces = set()
 
     # -- resources --------------------------------------------------------------------------
     def resource(self, api_version, kind):
@@ -473,6 +474,9 @@ class Engine:
                 current = None
         if self.up_to_date(obj, current):
             return {"action": "unchanged", "before": current, "after": current}
+        if self.check_mode and meta.get("namespace") in self.dry_namespaces:
+            # its namespace is only dry-run-created: the server cannot dry-run objects inside it
+            return {"action": "created", "before": None, "after": obj}
         query = {"fieldManager": self.field_manager}
         if self.force:
             query["force"] = "true"
@@ -492,6 +496,8 @@ class Engine:
                 raise self.explain(e, obj, "patch")
         if status == 201 or current is None:
             action = "created"
+            if self.check_mode and obj["kind"] == "Namespace":
+                self.dry_namespaces.add(meta["name"])
         elif comparable(after) != comparable(current):
             action = "configured"
         else:

@@ -147,11 +147,15 @@ def main():
         argument_spec=dict(
             experiments=dict(type="list", elements="dict", required=True),
             defaults=dict(type="dict", default={}),
-            existing_secrets=dict(type="list", elements="dict", default=[], no_log=True),
+            # not no_log: that would mask every string in it (apiVersion, names) throughout the result;
+            # the secret values are registered below and the parameter is not logged (see main)
+            existing_secrets=dict(type="list", elements="dict", default=[]),
         ),
         supports_check_mode=True,
     )
     by_namespace = existing_by_namespace(module, module.params["existing_secrets"])
+    # the logged invocation shows a summary, never the stored (base64) values
+    module.params["existing_secrets"] = ["%d stored secret(s) read, values not shown" % len(by_namespace)]
     # secret values (given or stored) never reach the output, the logged arguments included
     for values in by_namespace.values():
         module.no_log_values.update(v for v in values.values() if len(v) >= 3)

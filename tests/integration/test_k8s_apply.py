@@ -225,3 +225,14 @@ def test_wait_reports_pods_not_ready(namespace):
         assert "did not become ready" in str(e.value) and "0 of 1 replicas available" in str(e.value)
     finally:
         server.shutdown()
+
+
+def test_check_mode_on_an_empty_cluster_predicts_everything(cluster, namespace):
+    """A new namespace exists only in the dry run: the objects in it are reported, nothing is stored."""
+    manifests = experiment_manifests(namespace)
+    engine, client = cluster.engine(check_mode=True)
+    result = engine.run(manifests)
+    assert set(actions(result).values()) == {"created"} and len(result) == len(manifests)
+    with pytest.raises(K8sError) as e:
+        client.request("GET", "/api/v1/namespaces/%s" % namespace)
+    assert e.value.status == 404
