@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(podman runc iptables nftables netavark aardvark-dns buildah debootstrap uidmap
-          slirp4netns fuse-overlayfs curl rsync git make python3-venv)
+          slirp4netns fuse-overlayfs curl rsync git make python3-venv
+          postgresql chromium)  # the oTree runtime tests: Debian's PostgreSQL, headless browser bots
 
 if [ "$(id -u)" != 0 ]; then
   echo "scripts/setup-host.sh must run as root (it installs packages and writes /etc/containers)" >&2
