@@ -11,7 +11,7 @@ UBUNTU ?= 20.04
 SCENARIO ?= default
 export OFOREST_CACHE VENV UBUNTU
 
-.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit integration otree-runtime molecule clean
+.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit integration manifests otree-runtime molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ unit: venv ## pytest unit tests
 
 integration: venv ## engine + module against the STAND-IN API server (or OFOREST_KUBECONFIG's cluster)
 	@tests/ci.sh integration
+
+manifests: venv ## rendered manifests: kubernetes-validate + checkov
+	@tests/ci.sh manifests
 
 otree-runtime: venv ## the rendered oTree container run for real (Postgres, browser bots)
 	@tests/ci.sh otree-runtime

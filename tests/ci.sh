@@ -22,6 +22,7 @@ FAILED=0
 platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
     molecule-*|images) echo "ubuntu ${UBUNTU// /, }" ;;
+    manifests) echo "kubernetes-validate (k8s 1.31-1.35), checkov" ;;
     otree-runtime) echo "oTree $(grep -o 'otree==[0-9.]*' tests/runtime/requirements-otree.txt | cut -d= -f3), PostgreSQL (Debian), Chromium" ;;
     integration) if [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "real cluster ($OFOREST_KUBECONFIG)"; else echo "STAND-IN k8s API server"; fi ;;
     sanity) echo "python $("$VENV/bin/python" -c 'import sys;print("%d.%d"%sys.version_info[:2])') (+3.8 compile on 20.04)" ;;
@@ -107,8 +108,15 @@ stage_integration() {
 # Debian's PostgreSQL, a session played by oTree's browser bots in headless Chromium.
 stage_otree-runtime() {
   activate
-  scripts/otree-venv.sh > /dev/null || return 1
+  scripts/aux-venv.sh tests/runtime/requirements-otree.txt > /dev/null || return 1
   python -m pytest -q -p no:cacheprovider tests/runtime
+}
+
+# Rendered manifests: kubernetes-validate --strict (Kubernetes 1.31-1.35) and checkov.
+stage_manifests() {
+  activate
+  scripts/aux-venv.sh tests/manifests/requirements-tools.txt > /dev/null || return 1
+  python -m pytest -q -p no:cacheprovider tests/manifests
 }
 
 stage_molecule() { # stage_molecule SCENARIO
@@ -139,7 +147,7 @@ run_named() { # one stage by name
     venv) run_stage venv scripts/venv.sh ;;
     images) run_stage images tests/images/build.sh $UBUNTU ;;
     molecule-*) run_stage "$1" stage_molecule "${1#molecule-}" ;;
-    yamllint|ansible-lint|sanity|build|unit|integration|otree-runtime) run_stage "$1" "stage_$1" ;;
+    yamllint|ansible-lint|sanity|build|unit|integration|manifests|otree-runtime) run_stage "$1" "stage_$1" ;;
     *) echo "unknown stage '$1'"; return 2 ;;
   esac
 }
@@ -149,7 +157,7 @@ if [ "${1:-all}" = all ]; then
   for s in setup venv images; do
     run_named "$s" || { summary; exit 1; }
   done
-  for s in yamllint ansible-lint sanity build unit integration otree-runtime; do run_named "$s"; done
+  for s in yamllint ansible-lint sanity build unit integration manifests otree-runtime; do run_named "$s"; done
   for sc in $(scenarios); do run_named "molecule-$sc"; done
 else
   for s in "$@"; do run_named "$s"; done

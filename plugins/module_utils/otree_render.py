@@ -48,7 +48,7 @@ DEFAULTS = {
     "extra_env": {},
     "image_pull_secret": None,
     "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-    "run_as_user": 1000,
+    "run_as_user": 10001,  # a high uid: no clash with host users (the scaffolded Dockerfile uses it)
     "postgres": {"version": 16, "storage_size": "5Gi", "storage_class": None,
                  "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
     "ingress_class": "public",
@@ -276,8 +276,8 @@ def render(spec, secret_values, image_override=None):
         "ports": [{"name": "postgres", "containerPort": 5432, "protocol": "TCP"}],
         "env": [{"name": "POSTGRES_USER", "value": "otree"}, {"name": "POSTGRES_DB", "value": "otree"},
                 {"name": "PGDATA", "value": pgdata},
-                {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME,
-                                                                             "key": "POSTGRES_PASSWORD"}}}],
+                # the official image reads *_FILE variables: the password as a file, not in the env
+                {"name": "POSTGRES_PASSWORD_FILE", "value": "/run/secrets/postgres/POSTGRES_PASSWORD"}],
         "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "otree", "-d", "otree", "-h", "127.0.0.1"]},
                            "periodSeconds": 10, "timeoutSeconds": 5},
         "livenessProbe": {"exec": {"command": ["pg_isready", "-U", "otree", "-d", "otree", "-h", "127.0.0.1"]},
@@ -285,7 +285,8 @@ def render(spec, secret_values, image_override=None):
         "resources": pg["resources"],
         "securityContext": _restricted(999),
         "volumeMounts": [{"name": "data", "mountPath": mount}, {"name": "run", "mountPath": "/var/run/postgresql"},
-                         {"name": "tmp", "mountPath": "/tmp"}],
+                         {"name": "tmp", "mountPath": "/tmp"},
+                         {"name": "password", "mountPath": "/run/secrets/postgres", "readOnly": True}],
     }
     out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("postgres", "postgres"), "spec": {
         "replicas": 1, "strategy": {"type": "Recreate"},  # one writer on a ReadWriteOnce volume
@@ -295,7 +296,10 @@ def render(spec, secret_values, image_override=None):
             "securityContext": {"fsGroup": 999, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [pg_container],
             "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "postgres-data"}},
-                        {"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]}}}})
+                        {"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
+                        {"name": "password", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440,
+                                                        "items": [{"key": "POSTGRES_PASSWORD",
+                                                                   "path": "POSTGRES_PASSWORD"}]}}]}}}})
     out.append({"apiVersion": "v1", "kind": "Service", "metadata": meta("postgres", "postgres"), "spec": {
         "type": "ClusterIP", "selector": _selector(spec, "postgres"),
         "ports": [{"name": "postgres", "port": 5432, "targetPort": "postgres", "protocol": "TCP"}]}})
@@ -305,6 +309,11 @@ def render(spec, secret_values, image_override=None):
                     "ingress": [{"from": [{"podSelector": {"matchLabels": _selector(spec, "otree")}}],
                                  "ports": [{"port": 5432, "protocol": "TCP"}]}]}})
 
+    out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": meta("otree-http-only", "otree"), "spec": {
+                    # the ingress controller (any namespace) reaches oTree's HTTP port, nothing else
+                    "podSelector": {"matchLabels": _selector(spec, "otree")}, "policyTypes": ["Ingress"],
+                    "ingress": [{"ports": [{"port": OTREE_PORT, "protocol": "TCP"}]}]}})
     out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("otree", "otree"),
                 "spec": otree_deployment_spec(spec, image, pull_secrets)})
     out.append({"apiVersion": "v1", "kind": "Service", "metadata": meta("otree", "otree"), "spec": {

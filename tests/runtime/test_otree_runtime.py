@@ -41,7 +41,8 @@ def free_port():
 
 
 def otree_venv():
-    out = subprocess.run([str(ROOT / "scripts" / "otree-venv.sh")], capture_output=True, text=True, check=True)
+    out = subprocess.run([str(ROOT / "scripts" / "aux-venv.sh"), "tests/runtime/requirements-otree.txt"],
+                         capture_output=True, text=True, check=True, cwd=str(ROOT))
     return Path(out.stdout.strip().splitlines()[-1])
 
 

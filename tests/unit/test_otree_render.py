@@ -72,7 +72,8 @@ def test_objects_and_order():
     assert [o["kind"] for o in m][:2] == ["Namespace", "Secret"]
     kinds = sorted(o["kind"] for o in m)
     assert kinds == sorted(["Namespace", "Secret", "ServiceAccount", "ServiceAccount", "PersistentVolumeClaim",
-                            "Deployment", "Service", "NetworkPolicy", "Deployment", "Service", "Ingress"])
+                            "Deployment", "Service", "NetworkPolicy", "NetworkPolicy", "Deployment", "Service",
+                            "Ingress"])
     assert {o["metadata"].get("namespace") for o in m if o["kind"] != "Namespace"} == {"otree-public-goods"}
     ns = by_kind(m, "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -130,7 +131,7 @@ def test_postgres_major_pinned_and_data_path(version, mount, pgdata):
 
 
 def test_network_policy_admits_only_this_experiments_otree():
-    np = by_kind(render_one()["manifests"], "NetworkPolicy")
+    np = by_kind(render_one()["manifests"], "NetworkPolicy", "postgres-only-from-otree")
     assert np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "postgres"
     peer = np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
     assert peer == {"app.kubernetes.io/name": "otree", "app.kubernetes.io/instance": "public-goods"}
