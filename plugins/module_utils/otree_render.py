@@ -183,7 +183,7 @@ def _check_resources(res, where):
 
 def generate_password(length=32):
     alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+    return "".join(secrets.choice(alphabet) for dummy in range(length))
 
 
 def resolve_secrets(spec, existing=None):
@@ -239,7 +239,9 @@ def render(spec, secret_values, image_override=None):
     pg = spec["postgres"]
     mount, pgdata = postgres_paths(pg["version"])
     image = image_override or spec["image"]
-    meta = lambda obj_name, component: {"name": obj_name, "namespace": ns, "labels": labels(spec, component)}  # noqa: E731
+
+    def meta(obj_name, component):
+        return {"name": obj_name, "namespace": ns, "labels": labels(spec, component)}
     out = []
     out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": ns, "labels": dict(labels(spec, "otree"), **{
@@ -325,7 +327,9 @@ def render(spec, secret_values, image_override=None):
 
 def otree_container(spec, image):
     """The oTree container: what the runtime contract test runs for real."""
-    secret = lambda key: {"secretKeyRef": {"name": SECRET_NAME, "key": key}}  # noqa: E731
+
+    def secret(key):
+        return {"secretKeyRef": {"name": SECRET_NAME, "key": key}}
     env = [
         {"name": "DATABASE_URL", "valueFrom": secret("DATABASE_URL")},
         {"name": "OTREE_ADMIN_PASSWORD", "valueFrom": secret("OTREE_ADMIN_PASSWORD")},

@@ -11,7 +11,7 @@ module: otree_manifests
 short_description: Render the Kubernetes manifests of oTree experiments (no cluster access)
 version_added: 0.1.0
 description:
-  - A pure renderer: validates each experiment spec and returns the manifests that run it. It does
+  - A pure renderer that validates each experiment spec and returns the manifests that run it. It does
     not talk to a cluster; apply the result with M(oforest.otree.k8s_apply).
   - "Per experiment: a Namespace with Pod Security labels (restricted); a Secret with the database
     password, C(DATABASE_URL), the oTree admin password and REST key; an optional image pull Secret;
@@ -149,7 +149,7 @@ def main():
             defaults=dict(type="dict", default={}),
             # not no_log: that would mask every string in it (apiVersion, names) throughout the result;
             # the secret values are registered below and the parameter is not logged (see main)
-            existing_secrets=dict(type="list", elements="dict", default=[]),
+            existing_secrets=dict(type="list", elements="dict", default=[], no_log=False),
         ),
         supports_check_mode=True,
     )
