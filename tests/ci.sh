@@ -21,7 +21,11 @@ FAILED=0
 
 platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
-    molecule-*|images) echo "ubuntu ${UBUNTU// /, }" ;;
+    molecule-*)
+      if grep -q "name: podman" "molecule/${1#molecule-}/molecule.yml"; then echo "ubuntu ${UBUNTU// /, } (podman)"
+      elif [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "controller + real cluster"
+      else echo "controller + STAND-IN k8s API server"; fi ;;
+    images) echo "ubuntu ${UBUNTU// /, }" ;;
     manifests) echo "kubernetes-validate (k8s 1.31-1.35), checkov" ;;
     otree-runtime) echo "oTree $(grep -o 'otree==[0-9.]*' tests/runtime/requirements-otree.txt | cut -d= -f3), PostgreSQL (Debian), Chromium" ;;
     integration) if [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "real cluster ($OFOREST_KUBECONFIG)"; else echo "STAND-IN k8s API server"; fi ;;
