@@ -18,6 +18,7 @@ Usage: benchmarks/k8s_apply_bench.py [--sizes 1,10,50] [--repeat 3]
 """
 import argparse
 import json
+import re
 import os
 import statistics
 import subprocess
@@ -76,13 +77,17 @@ PLAYBOOKS = {
 }
 
 
+TASK_SECONDS = {}
+
+
 def playbook(tool, manifests, kubeconfig, workdir):
     pb = workdir / ("%s.yml" % tool)
     pb.write_text(PLAYBOOKS[tool])
     extra = workdir / ("%s-vars.json" % tool)
     extra.write_text(json.dumps({"manifests": manifests, "kc": str(kubeconfig)}))
     env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"))
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            str(pb), "-e", "@%s" % extra], capture_output=True, text=True, env=env, cwd=str(workdir))
     if proc.returncode:
@@ -91,6 +96,9 @@ def playbook(tool, manifests, kubeconfig, workdir):
     changed = int(recap.split("changed=")[1].split()[0])
     # a loop reports changed once per task: count the changed items instead
     items = proc.stdout.count("changed: [localhost] => (item=")
+    # the task's own time (profile_tasks), without ansible-playbook's start-up
+    times = re.findall(r"^(?:oforest\.otree\.k8s_apply|kubernetes\.core\.k8s) -+ ([0-9.]+)s$", proc.stdout, re.M)
+    TASK_SECONDS[tool] = float(times[0]) if times else float("nan")
     return 0, items if tool == "k8s-task" else changed
 
 
@@ -155,8 +163,9 @@ def main():
         where = "STAND-IN API server (tests/k8s_standin)"
     tools = args.tools.split(",")
     print("k8s_apply benchmark on %s; no-op = median of %d re-applies\n" % (where, args.repeat))
-    print("%-5s %-9s %9s %7s %7s %8s | %9s %7s %7s %8s | %8s" % (
-        "exps", "tool", "first s", "reqs", "writes", "changed", "no-op s", "reqs", "writes", "changed", "vs base"))
+    print("%-5s %-9s %9s %7s %7s %8s | %9s %7s %7s %8s | %8s | %s" % (
+        "exps", "tool", "first s", "reqs", "writes", "changed", "no-op s", "reqs", "writes", "changed", "vs base",
+        "task s (no-op, without ansible start-up)"))
     for size in [int(s) for s in args.sizes.split(",")]:
         rows = {}
         for tool in tools:
@@ -189,11 +198,12 @@ def main():
                 noops.append(timed())
                 time.sleep(1.1)
             noop = sorted(noops)[len(noops) // 2]
-            rows[tool] = (first, noop)
+            rows[tool] = (first, noop, TASK_SECONDS.get(tool))
         base = rows.get("baseline", (None, (None,)))[1][0]
-        for tool, (first, noop) in rows.items():
+        for tool, (first, noop, task) in rows.items():
             ratio = "%7.2fx" % (base / noop[0]) if base else "      -"
-            print("%-5d %-9s %9.3f %7d %7d %8d | %9.3f %7d %7d %8d | %8s" % ((size, tool) + first + noop + (ratio,)))
+            print("%-5d %-9s %9.3f %7d %7d %8d | %9.3f %7d %7d %8d | %8s | %s" % (
+                (size, tool) + first + noop + (ratio, "%.2f" % task if task is not None else "")))
         print("      (%d objects per run)" % (13 * size))
     print("\n'vs base' = baseline no-op time / this tool's no-op time (higher is faster).")
     print("'changed' = objects the tool reported changed (kubectl reports every object as applied;")

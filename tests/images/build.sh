@@ -60,9 +60,13 @@ build_one() {
   # shellcheck disable=SC2064
   trap "rm -rf '$root' '$keydir'" RETURN
   fetch_keyring "$keydir"
+  # Every Ubuntu suite script of debootstrap is the 'gutsy' one; an older debootstrap (Debian 12's)
+  # lacks the newest names (noble): give it that script explicitly.
+  local script=/usr/share/debootstrap/scripts/$suite
+  [ -e "$script" ] || script=/usr/share/debootstrap/scripts/gutsy
   debootstrap --variant=minbase --components=main,universe --include="$PACKAGES" \
     --keyring="$keydir/usr/share/keyrings/ubuntu-archive-keyring.gpg" \
-    "$suite" "$root" "$MIRROR" > "$CACHE_DIR/debootstrap-$suite.log" 2>&1 ||
+    "$suite" "$root" "$MIRROR" "$script" > "$CACHE_DIR/debootstrap-$suite.log" 2>&1 ||
     { tail -20 "$CACHE_DIR/debootstrap-$suite.log" >&2; return 1; }
 
   # systemd in a container: empty machine-id (generated at boot), no consoles, no udev.
