@@ -51,6 +51,8 @@ DEFAULTS = {
     "run_as_user": 10001,  # a high uid: no clash with host users (the scaffolded Dockerfile uses it)
     "postgres": {"version": 16, "storage_size": "5Gi", "storage_class": None,
                  "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
+    "backup": {"enabled": True, "schedule": "17 3 * * *", "retention_days": 14, "storage_size": "5Gi",
+               "storage_class": None},
     "ingress_class": "public",
     "cluster_issuer": "letsencrypt-prod",
     "websocket_timeout": 3600,
@@ -151,6 +153,17 @@ def normalize_spec(spec, index=0):
     if not isinstance(pg.get("storage_size"), str) or not QUANTITY.match(pg["storage_size"]):
         raise SpecError(where + ".postgres.storage_size", "%r is not a quantity like '5Gi'" % (pg.get("storage_size"),))
     _check_resources(pg["resources"], where + ".postgres.resources")
+    bk = s["backup"]
+    if not isinstance(bk.get("enabled"), bool):
+        raise SpecError(where + ".backup.enabled", "must be true or false")
+    if not isinstance(bk.get("schedule"), str) or len(bk["schedule"].split()) != 5:
+        raise SpecError(where + ".backup.schedule", "%r is not a cron schedule with 5 fields, e.g. '17 3 * * *' "
+                        "(daily at 03:17)" % (bk.get("schedule"),))
+    if not isinstance(bk.get("retention_days"), int) or isinstance(bk["retention_days"], bool) or \
+            bk["retention_days"] < 1:
+        raise SpecError(where + ".backup.retention_days", "must be a number of days, at least 1")
+    if not isinstance(bk.get("storage_size"), str) or not QUANTITY.match(bk["storage_size"]):
+        raise SpecError(where + ".backup.storage_size", "%r is not a quantity like '5Gi'" % (bk.get("storage_size"),))
     if s["ingress_class"] not in INGRESS_CLASSES:
         raise SpecError(where + ".ingress_class", "must be one of %s (MicroK8s: 'public' for ingress-nginx up to "
                         "1.34, 'traefik' from 1.35), got %r" % (", ".join(INGRESS_CLASSES), s["ingress_class"]))
@@ -223,6 +236,11 @@ def _restricted(user, group=None):
                  "runAsUser": user, "runAsGroup": group or user, "capabilities": {"drop": ["ALL"]},
                  "seccompProfile": {"type": "RuntimeDefault"}}
     return container
+
+
+def _password_volume():
+    return {"name": "password", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440,
+                                           "items": [{"key": "POSTGRES_PASSWORD", "path": "POSTGRES_PASSWORD"}]}}
 
 
 def postgres_paths(version):
@@ -299,17 +317,18 @@ def render(spec, secret_values, image_override=None):
             "containers": [pg_container],
             "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "postgres-data"}},
                         {"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
-                        {"name": "password", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440,
-                                                        "items": [{"key": "POSTGRES_PASSWORD",
-                                                                   "path": "POSTGRES_PASSWORD"}]}}]}}}})
+                        _password_volume()]}}}})
     out.append({"apiVersion": "v1", "kind": "Service", "metadata": meta("postgres", "postgres"), "spec": {
         "type": "ClusterIP", "selector": _selector(spec, "postgres"),
         "ports": [{"name": "postgres", "port": 5432, "targetPort": "postgres", "protocol": "TCP"}]}})
     out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": meta("postgres-only-from-otree", "postgres"), "spec": {
                     "podSelector": {"matchLabels": _selector(spec, "postgres")}, "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [{"podSelector": {"matchLabels": _selector(spec, "otree")}}],
+                    "ingress": [{"from": [{"podSelector": {"matchLabels": _selector(spec, "otree")}},
+                                          {"podSelector": {"matchLabels": _selector(spec, "postgres-backup")}}],
                                  "ports": [{"port": 5432, "protocol": "TCP"}]}]}})
+    if spec["backup"]["enabled"]:
+        out += backup_objects(spec)
 
     out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": meta("otree-http-only", "otree"), "spec": {
@@ -323,6 +342,91 @@ def render(spec, secret_values, image_override=None):
         "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}})
     out.append(ingress(spec))
     return out
+
+
+BACKUP_DIR = "/backups"
+# pg_dump in custom format to a temporary name, then renamed (a half-written dump never looks done),
+# a sha256 beside it, and dumps older than the retention removed. Runs in the official postgres
+# image of the server's major (pg_dump must not be older than the server).
+BACKUP_SCRIPT = (
+    'export PGPASSWORD="$(cat "$PGPASSWORD_FILE")"; '
+    'f="$BACKUP_DIR/otree-$(date -u +%Y%m%dT%H%M%SZ).dump"; '
+    'pg_dump --format=custom --no-owner --file="$f.part"; '
+    'mv "$f.part" "$f"; '
+    '(cd "$BACKUP_DIR" && sha256sum "$(basename "$f")" > "$(basename "$f").sha256"); '
+    'find "$BACKUP_DIR" -name "otree-*.dump*" -mtime +"$RETENTION_DAYS" -delete; '
+    'echo "backup: $f $(du -h "$f" | cut -f1)"')
+# Restores one dump (checked against its sha256) into the database, in one transaction: either the
+# whole dump is in, or nothing changed. oTree must be scaled to 0 meanwhile (the restore playbook does).
+RESTORE_SCRIPT = (
+    'export PGPASSWORD="$(cat "$PGPASSWORD_FILE")"; '
+    'test -f "$BACKUP_DIR/$DUMP" || { echo "no dump $DUMP in $BACKUP_DIR"; ls "$BACKUP_DIR"; exit 1; }; '
+    '(cd "$BACKUP_DIR" && sha256sum -c "$DUMP.sha256"); '
+    'pg_restore --clean --if-exists --no-owner --single-transaction --dbname="$PGDATABASE" "$BACKUP_DIR/$DUMP"; '
+    'echo "restored: $DUMP"')
+
+
+def _pg_client_env(spec):
+    return [{"name": "PGHOST", "value": "postgres"}, {"name": "PGPORT", "value": "5432"},
+            {"name": "PGUSER", "value": "otree"}, {"name": "PGDATABASE", "value": "otree"},
+            # the password as a file from the Secret, not an environment variable
+            {"name": "PGPASSWORD_FILE", "value": "/run/secrets/postgres/POSTGRES_PASSWORD"},
+            {"name": "BACKUP_DIR", "value": BACKUP_DIR}]
+
+
+def _pg_client_container(spec, name, script, extra_env=()):
+    return {"name": name, "image": "docker.io/library/postgres:%d" % spec["postgres"]["version"],
+            "imagePullPolicy": "IfNotPresent", "command": ["sh", "-ec"], "args": [script],
+            "env": _pg_client_env(spec) + list(extra_env),
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+            "securityContext": _restricted(999),
+            "volumeMounts": [{"name": "backups", "mountPath": BACKUP_DIR}, {"name": "tmp", "mountPath": "/tmp"},
+                             {"name": "password", "mountPath": "/run/secrets/postgres", "readOnly": True}]}
+
+
+def backup_container(spec):
+    return _pg_client_container(spec, "pg-dump", BACKUP_SCRIPT,
+                                [{"name": "RETENTION_DAYS", "value": str(spec["backup"]["retention_days"])}])
+
+
+def restore_container(spec, dump):
+    return _pg_client_container(spec, "pg-restore", RESTORE_SCRIPT, [{"name": "DUMP", "value": dump}])
+
+
+def _pg_client_pod(spec, container):
+    return {"serviceAccountName": "postgres", "automountServiceAccountToken": False, "restartPolicy": "Never",
+            "securityContext": {"fsGroup": 999, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": "postgres-backups"}},
+                        {"name": "tmp", "emptyDir": {}}, _password_volume()]}
+
+
+def backup_objects(spec):
+    """The backup volume and the CronJob that fills it."""
+    ns, bk = spec["namespace"], spec["backup"]
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
+        "name": "postgres-backups", "namespace": ns, "labels": labels(spec, "postgres-backup")},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": bk["storage_size"]}}}}
+    if bk.get("storage_class"):
+        pvc["spec"]["storageClassName"] = bk["storage_class"]
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {
+        "name": "postgres-backup", "namespace": ns, "labels": labels(spec, "postgres-backup")}, "spec": {
+        "schedule": bk["schedule"], "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 3600,
+        "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+        "jobTemplate": {"spec": {"backoffLimit": 2, "ttlSecondsAfterFinished": 86400, "template": {
+            "metadata": {"labels": labels(spec, "postgres-backup")},
+            "spec": _pg_client_pod(spec, backup_container(spec))}}}}}
+    return [pvc, cron]
+
+
+def restore_job(spec, dump, job_name=None):
+    """A Job that restores `dump` from the backup volume (the restore playbook scales oTree to 0 first)."""
+    name = job_name or "postgres-restore"
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": name, "namespace": spec["namespace"], "labels": labels(spec, "postgres-backup")}, "spec": {
+        "backoffLimit": 0, "ttlSecondsAfterFinished": 86400, "template": {
+            "metadata": {"labels": labels(spec, "postgres-backup")},
+            "spec": _pg_client_pod(spec, restore_container(spec, dump))}}}
 
 
 def otree_container(spec, image):

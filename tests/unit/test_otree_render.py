@@ -51,6 +51,9 @@ def by_kind(manifests, kind, name=None):
     ({"state": "gone"}, "state", "'present' or 'absent'"),
     ({"image_pull_secret": {"registry": "r.example.org"}}, "image_pull_secret", "username, password"),
     ({"colour": "red"}, "experiments[public-goods]", "unknown field(s) colour"),
+    ({"backup": {"schedule": "daily"}}, "backup.schedule", "cron schedule"),
+    ({"backup": {"retention_days": 0}}, "backup.retention_days", "at least 1"),
+    ({"backup": {"storage_size": "lots"}}, "backup.storage_size", "quantity"),
 ])
 def test_bad_input_names_the_field(changes, field, text):
     with pytest.raises(r.SpecError) as e:
@@ -73,7 +76,7 @@ def test_objects_and_order():
     kinds = sorted(o["kind"] for o in m)
     assert kinds == sorted(["Namespace", "Secret", "ServiceAccount", "ServiceAccount", "PersistentVolumeClaim",
                             "Deployment", "Service", "NetworkPolicy", "NetworkPolicy", "Deployment", "Service",
-                            "Ingress"])
+                            "Ingress", "PersistentVolumeClaim", "CronJob"])
     assert {o["metadata"].get("namespace") for o in m if o["kind"] != "Namespace"} == {"otree-public-goods"}
     ns = by_kind(m, "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -168,3 +171,37 @@ def test_defaults_apply_to_every_experiment():
     items = r.render_all([GOOD, dict(GOOD, name="trust", host="trust.example.org", ingress_class="nginx")],
                          defaults={"ingress_class": "traefik"})
     assert [by_kind(i["manifests"], "Ingress")["spec"]["ingressClassName"] for i in items] == ["traefik", "nginx"]
+
+
+def test_backup_cronjob_dumps_with_the_servers_major_and_keeps_its_volume():
+    m = render_one(postgres={"version": 17}, backup={"schedule": "0 2 * * *", "retention_days": 7})["manifests"]
+    cron = by_kind(m, "CronJob", "postgres-backup")
+    assert cron["spec"]["schedule"] == "0 2 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == "docker.io/library/postgres:17"
+    assert "pg_dump --format=custom" in c["args"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["RETENTION_DAYS"]["value"] == "7" and env["PGHOST"]["value"] == "postgres"
+    assert env["PGPASSWORD_FILE"]["value"] == "/run/secrets/postgres/POSTGRES_PASSWORD"
+    assert "PGPASSWORD" not in env  # not in the environment: read from the mounted Secret
+    assert {"key": "POSTGRES_PASSWORD", "path": "POSTGRES_PASSWORD"} in pod["volumes"][-1]["secret"]["items"]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "postgres-backups"
+    assert by_kind(m, "PersistentVolumeClaim", "postgres-backups")
+    peers = by_kind(m, "NetworkPolicy", "postgres-only-from-otree")["spec"]["ingress"][0]["from"]
+    assert {"app.kubernetes.io/name": "postgres-backup", "app.kubernetes.io/instance": "public-goods"} in [
+        p["podSelector"]["matchLabels"] for p in peers]
+
+
+def test_backup_can_be_disabled():
+    kinds = [o["kind"] for o in render_one(backup={"enabled": False})["manifests"]]
+    assert "CronJob" not in kinds and kinds.count("PersistentVolumeClaim") == 1
+
+
+def test_restore_job_names_the_dump():
+    spec = r.normalize_spec(dict(GOOD))
+    job = r.restore_job(spec, "otree-20261127T031700Z.dump")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "DUMP", "value": "otree-20261127T031700Z.dump"} in c["env"]
+    assert "pg_restore --clean --if-exists --no-owner --single-transaction" in c["args"][0]
+    assert job["spec"]["backoffLimit"] == 0
