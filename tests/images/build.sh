@@ -16,7 +16,7 @@ MIRROR=${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
 KEYRING_DEB=pool/main/u/ubuntu-keyring/ubuntu-keyring_2020.02.11.2_all.deb
 KEYRING_SHA256=7564f3f76fbc9f165ecc30e2cf2695d38b284e234bffa0c6441ff37f8a7aebd7
 CACHE_DIR=${OFOREST_CACHE:-/var/cache/oforest-otree}
-PACKAGES=systemd,systemd-sysv,dbus,python3,sudo,openssh-server,iproute2,ca-certificates,gnupg
+PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,openssh-server,iproute2,ca-certificates,gnupg
 
 codename() {
   case "$1" in
@@ -83,6 +83,8 @@ deb $MIRROR $suite-security main universe
 EOF
   echo 'APT::Install-Recommends "false";' > "$root/etc/apt/apt.conf.d/90oforest-norecommends"
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+  # the lists are gone: make them look old, so "refresh when older than ..." refreshes
+  touch -d @0 "$root"/var/lib/apt/lists
   tar -C "$root" -c . | podman import \
     --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' \
     --change "LABEL oforest.recipe=$hash" --change "LABEL oforest.ubuntu=$version" \
