@@ -282,8 +282,6 @@ def main():
         before = [dict(o["diff"]["before"]) for o in objects if "diff" in o]
         after = [dict(o["diff"]["after"]) for o in objects if "diff" in o]
         result["diff"] = {"before": before, "after": after}
-    for o in objects:
-        o.pop("diff", None) if not module._diff else None
     module.exit_json(**result)
 
 
