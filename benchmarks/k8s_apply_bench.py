@@ -40,7 +40,7 @@ from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import (  
     Client, Engine, KINDS, normalize)
 
 
-def make_client(url, kubeconfig):
+def make_client(kubeconfig):
     return Client(kubeconfig=kubeconfig)
 
 
@@ -114,14 +114,14 @@ def kubectl(manifests, kubeconfig, workdir):
     return 0, proc.stdout.count("serverside-applied")
 
 
-def ours(manifests, url, kubeconfig):
-    client = make_client(url, kubeconfig)
+def ours(manifests, kubeconfig):
+    client = make_client(kubeconfig)
     results = Engine(client).run(manifests)
     return client.requests, sum(r["action"] != "unchanged" for r in results)
 
 
-def baseline(manifests, url, kubeconfig, state):
-    client = make_client(url, kubeconfig)
+def baseline(manifests, kubeconfig, state):
+    client = make_client(kubeconfig)
     changed = 0
     for obj in manifests:
         plural, namespaced = KINDS[(obj["apiVersion"], obj["kind"])]
@@ -174,8 +174,8 @@ def main():
             manifests = experiments(size, "b-%s-%s" % (tool.replace("-", ""), uuid.uuid4().hex[:4]))
             state = {}
             runs = {
-                "baseline": lambda: baseline(manifests, None, kubeconfig, state),
-                "ours": lambda: ours(manifests, None, kubeconfig),
+                "baseline": lambda: baseline(manifests, kubeconfig, state),
+                "ours": lambda: ours(manifests, kubeconfig),
                 "kubectl": lambda: kubectl(manifests, kubeconfig, workdir),
             }
             run = runs.get(tool) or (lambda t=tool: playbook(t, manifests, kubeconfig, workdir))
