@@ -40,6 +40,7 @@ GENERATED_ANNOTATION = "oforest.otree/generated"
 KINDS = {
     ("v1", "Namespace"): ("namespaces", False),
     ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "Pod"): ("pods", True),
     ("v1", "Secret"): ("secrets", True),
     ("v1", "ServiceAccount"): ("serviceaccounts", True),
     ("v1", "Service"): ("services", True),

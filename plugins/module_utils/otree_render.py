@@ -56,6 +56,7 @@ DEFAULTS = {
     "ingress_class": "public",
     "cluster_issuer": "letsencrypt-prod",
     "websocket_timeout": 3600,
+    "replicas": 1,  # 0 stops oTree and keeps its data (restore and resetdb do this); never more than 1
 }
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -179,6 +180,10 @@ def normalize_spec(spec, index=0):
         raise SpecError(where + ".run_as_user", "must be a non-root numeric user id (the image's USER)")
     if not isinstance(s["websocket_timeout"], int) or s["websocket_timeout"] < 60:
         raise SpecError(where + ".websocket_timeout", "must be at least 60 seconds")
+    if s["replicas"] not in (0, 1) or isinstance(s["replicas"], bool):
+        raise SpecError(where + ".replicas", "must be 1 (running) or 0 (stopped, data kept), got %r: oTree is one "
+                        "process with an in-memory websocket layer, a second replica breaks running sessions" % (
+                            s["replicas"],))
     return s
 
 
@@ -350,7 +355,7 @@ BACKUP_DIR = "/backups"
 # image of the server's major (pg_dump must not be older than the server).
 BACKUP_SCRIPT = (
     'export PGPASSWORD="$(cat "$PGPASSWORD_FILE")"; '
-    'f="$BACKUP_DIR/otree-$(date -u +%Y%m%dT%H%M%SZ).dump"; '
+    'f="$BACKUP_DIR/${DUMP:-otree-$(date -u +%Y%m%dT%H%M%SZ).dump}"; '
     'pg_dump --format=custom --no-owner --file="$f.part"; '
     'mv "$f.part" "$f"; '
     '(cd "$BACKUP_DIR" && sha256sum "$(basename "$f")" > "$(basename "$f").sha256"); '
@@ -420,13 +425,48 @@ def backup_objects(spec):
 
 
 def restore_job(spec, dump, job_name=None):
-    """A Job that restores `dump` from the backup volume (the restore playbook scales oTree to 0 first)."""
-    name = job_name or "postgres-restore"
+    """A Job that restores `dump` from the backup volume (the restore playbook stops oTree first)."""
+    return _job(spec, job_name or "postgres-restore", _pg_client_pod(spec, restore_container(spec, dump)))
+
+
+def _job(spec, name, pod, backoff=0):
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
         "name": name, "namespace": spec["namespace"], "labels": labels(spec, "postgres-backup")}, "spec": {
-        "backoffLimit": 0, "ttlSecondsAfterFinished": 86400, "template": {
-            "metadata": {"labels": labels(spec, "postgres-backup")},
-            "spec": _pg_client_pod(spec, restore_container(spec, dump))}}}
+        "backoffLimit": backoff, "ttlSecondsAfterFinished": 86400, "template": {
+            "metadata": {"labels": labels(spec, "postgres-backup")}, "spec": pod}}}
+
+
+def backup_job(spec, dump, job_name):
+    """An on-demand backup: the CronJob's container (same command, same env) writing `dump`."""
+    container = backup_container(spec)
+    container["env"].append({"name": "DUMP", "value": dump})
+    return _job(spec, job_name, _pg_client_pod(spec, container), backoff=1)
+
+
+def resetdb_job(spec, job_name):
+    """`otree resetdb --noinput` with the experiment's image and env (oTree must be stopped first)."""
+    container = otree_container(spec, spec["image"])
+    container.update(name="otree-resetdb", args=["resetdb", "--noinput"])
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        container.pop(probe)
+    container.pop("ports")
+    pod = {"serviceAccountName": "otree", "automountServiceAccountToken": False, "restartPolicy": "Never",
+           "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+           "containers": [container], "volumes": [{"name": "tmp", "emptyDir": {}}]}
+    if spec["image_pull_secret"]:
+        pod["imagePullSecrets"] = [{"name": PULL_SECRET_NAME}]
+    job = _job(spec, job_name, pod)
+    job["metadata"]["labels"] = job["spec"]["template"]["metadata"]["labels"] = labels(spec, "otree-resetdb")
+    return job
+
+
+def backup_reader_pod(spec, name="backup-transfer"):
+    """A short-lived pod that mounts the backup volume, to copy dumps to and from the controller."""
+    container = _pg_client_container(spec, "transfer", "sleep 1800", [])
+    pod = _pg_client_pod(spec, container)
+    pod["activeDeadlineSeconds"] = 3600  # gone within the hour even if the playbook is interrupted
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": name, "namespace": spec["namespace"], "labels": labels(spec, "postgres-backup")}, "spec": pod}
 
 
 def otree_container(spec, image):
@@ -466,7 +506,7 @@ def otree_deployment_spec(spec, image, pull_secrets):
            "containers": [otree_container(spec, image)], "volumes": [{"name": "tmp", "emptyDir": {}}]}
     if pull_secrets:
         pod["imagePullSecrets"] = pull_secrets
-    return {"replicas": 1,  # oTree is one process: a second replica breaks websockets and its locks
+    return {"replicas": spec["replicas"],  # oTree is one process: a second replica breaks websockets and its locks
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": _selector(spec, "otree")},
             "template": {"metadata": {"labels": labels(spec, "otree")}, "spec": pod}}

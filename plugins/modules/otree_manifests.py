@@ -45,6 +45,37 @@ options:
     type: list
     elements: dict
     default: []
+  stopped:
+    description:
+      - Names of experiments whose oTree Deployment is rendered with 0 replicas (stopped, data kept),
+        whatever their C(replicas) field says. The restore and resetdb operations stop oTree this way.
+    type: list
+    elements: str
+    default: []
+  operation:
+    description:
+      - C(deploy) renders every experiment (the result's RV(experiments)).
+      - The others also render, in RV(manifests), the objects of one maintenance operation on the
+        experiment named by O(experiment). C(backup), a Job running the backup CronJob's container
+        (same command, same env) that writes O(dump) to the backup volume; C(restore), a Job restoring
+        O(dump) from the backup volume (checked against its sha256, in one transaction); C(resetdb), a
+        Job running C(otree resetdb --noinput) with the experiment's image and environment;
+        C(transfer), a short-lived Pod mounting the backup volume, to copy dumps to or from the
+        controller.
+    type: str
+    choices: [deploy, backup, restore, resetdb, transfer]
+    default: deploy
+  experiment:
+    description: The experiment an operation other than C(deploy) is for (its name).
+    type: str
+  job_name:
+    description: Name of the Job or Pod an operation creates (unique per run, e.g. with a time stamp).
+    type: str
+  dump:
+    description:
+      - File name of the dump on the backup volume, for C(backup) (written) and C(restore) (read).
+        Names start with C(otree-) and end with C(.dump).
+    type: str
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -72,6 +103,15 @@ EXAMPLES = r"""
       cluster_issuer: letsencrypt-prod
   register: rendered
   no_log: true
+
+- name: The Job that backs up one experiment now
+  oforest.otree.otree_manifests:
+    experiments: "{{ otree_experiment_experiments }}"
+    operation: backup
+    experiment: public-goods
+    job_name: postgres-backup-20261127t101500z
+    dump: otree-20261127T101500Z-manual.dump
+  register: backup_job
 """
 
 RETURN = r"""
@@ -112,6 +152,11 @@ experiments:
       description: The manifests (contain the Secret).
       type: list
       elements: dict
+manifests:
+  description: The objects of the operation (empty for C(deploy)); they contain no secret values.
+  returned: always
+  type: list
+  elements: dict
 """
 
 import base64
@@ -119,8 +164,42 @@ import base64
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+import re
+
 from ansible_collections.oforest.otree.plugins.module_utils.otree_render import (
-    SECRET_KEYS, SECRET_NAME, SpecError, render_all)
+    DNS_LABEL, SECRET_KEYS, SECRET_NAME, SpecError, backup_job, backup_reader_pod, render_all, resetdb_job,
+    restore_job)
+
+DUMP_NAME = re.compile(r"^otree-[A-Za-z0-9._-]+\.dump$")
+
+
+def operation_manifests(module, rendered):
+    """The Job or Pod of a maintenance operation on one experiment."""
+    p = module.params
+    if not p["experiment"]:
+        module.fail_json(msg="experiment: name the experiment for operation %s" % p["operation"], field="experiment")
+    found = [item["spec"] for item in rendered if item["spec"]["name"] == p["experiment"]]
+    if not found:
+        module.fail_json(msg="experiment: %r is not among the experiments (%s)" % (
+            p["experiment"], ", ".join(item["spec"]["name"] for item in rendered) or "none"), field="experiment")
+    spec = found[0]
+    if spec["state"] != "present":
+        module.fail_json(msg="experiment: %s has state absent; %s needs a running experiment" % (
+            spec["name"], p["operation"]), field="experiment")
+    name = p["job_name"] or "%s-%s" % (p["operation"], spec["name"])
+    if not DNS_LABEL.match(name) or len(name) > 63:
+        module.fail_json(msg="job_name: %r is not a valid object name (lowercase letters, digits, '-')" % name,
+                         field="job_name")
+    if p["operation"] in ("backup", "restore"):
+        if not p["dump"] or not DUMP_NAME.match(p["dump"]):
+            module.fail_json(msg="dump: %r is not a dump file name like otree-20261127T031700Z.dump (a file on the "
+                             "experiment's backup volume)" % (p["dump"],), field="dump")
+        if p["operation"] == "backup":
+            return [backup_job(spec, p["dump"], name)]
+        return [restore_job(spec, p["dump"], name)]
+    if p["operation"] == "resetdb":
+        return [resetdb_job(spec, name)]
+    return [backup_reader_pod(spec, name)]
 
 
 def existing_by_namespace(module, secrets):
@@ -150,6 +229,12 @@ def main():
             # not no_log: that would mask every string in it (apiVersion, names) throughout the result;
             # the secret values are registered below and the parameter is not logged (see main)
             existing_secrets=dict(type="list", elements="dict", default=[], no_log=False),
+            stopped=dict(type="list", elements="str", default=[]),
+            operation=dict(type="str", default="deploy", choices=["deploy", "backup", "restore", "resetdb",
+                                                                   "transfer"]),
+            experiment=dict(type="str"),
+            job_name=dict(type="str"),
+            dump=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -173,9 +258,18 @@ def main():
                 ns = exp.get("namespace") or module.params["defaults"].get("namespace") or "otree-%s" % exp["name"]
                 if ns in by_namespace:
                     existing[exp["name"]] = by_namespace[ns]
-        rendered = render_all(module.params["experiments"], existing, module.params["defaults"])
+        experiments = module.params["experiments"]
+        names = [exp.get("name") for exp in experiments if isinstance(exp, dict)]
+        unknown = [n for n in module.params["stopped"] if n not in names]
+        if unknown:
+            module.fail_json(msg="stopped: %s not among the experiments (%s)" % (", ".join(unknown), ", ".join(
+                str(n) for n in names)), field="stopped")
+        experiments = [dict(exp, replicas=0) if isinstance(exp, dict) and exp.get("name") in module.params["stopped"]
+                       else exp for exp in experiments]
+        rendered = render_all(experiments, existing, module.params["defaults"])
     except SpecError as e:
         module.fail_json(msg=to_native(e), field=e.field)
+    ops = operation_manifests(module, rendered) if module.params["operation"] != "deploy" else []
 
     out = []
     for item in rendered:
@@ -187,7 +281,7 @@ def main():
             "generated": item["generated"] if spec["state"] == "present" else [],
             "manifests": item["manifests"],
         })
-    module.exit_json(changed=False, experiments=out, secret_keys=list(SECRET_KEYS))
+    module.exit_json(changed=False, experiments=out, manifests=ops, secret_keys=list(SECRET_KEYS))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ tests/integration/test_standin_conformance.py):
 - a controller-manager stand-in that writes Deployment/StatefulSet status (bumping
   resourceVersion, manager kube-controller-manager, subresource status) shortly after a spec change;
   with `kubelet=False` pods never become ready, as in the recording (no kubelet there);
+- a Job controller stand-in: a new Job is marked Complete (status startTime, completionTime,
+  succeeded 1, condition Complete, the documented batch/v1 JobStatus) without running its pod; with
+  `kubelet=False` it stays active. What the pods of our Jobs run is tested for real in tests/runtime;
 - GET, LIST with labelSelector and limit, DELETE (Namespace: Terminating, then gone with its
   objects; PVC keeps its finalizer while a namespace-less controller would be needed);
 - the error Status bodies: 400, 401, 403, 404 (JSON and text/plain), 409, 422, 500.
@@ -661,6 +664,8 @@ class Store:
                     (live is None or meta.get("generation") != live["metadata"].get("generation")):
                 # the controller's status write follows the spec change at once (real: within ms)
                 self.workload_status(key)
+            if self.controllers and res.kind == "Job" and live is None:
+                self.schedule(self.controller_delay, self.job_status, key)
             return (201 if live is None else 200), response
 
     def delete(self, res, namespace, name, propagation=None):
@@ -772,6 +777,27 @@ class Store:
                 # an immediate CR apply got "404 page not found").
                 self.schedule(self.crd_delay, self.served_crds.__setitem__, (group, v["name"], plural), res,
                               always=True)
+
+    def job_status(self, key):
+        """What the Job controller writes: active while the pod runs, then Complete (batch/v1 JobStatus)."""
+        with self.lock:
+            obj = self.objects.get(key)
+            if obj is None:
+                return
+            stamp = now_rfc3339(self.clock())
+            status = {"startTime": stamp, "active": 1, "ready": 0, "uncountedTerminatedPods": {}}
+            if self.kubelet:
+                status = {"startTime": stamp, "completionTime": stamp, "succeeded": 1, "ready": 0,
+                          "uncountedTerminatedPods": {}, "conditions": [
+                              {"type": "Complete", "status": "True", "lastProbeTime": stamp,
+                               "lastTransitionTime": stamp}]}
+            obj["status"] = status
+            mf = [m for m in obj["metadata"].get("managedFields", []) if m["manager"] != "kube-controller-manager"]
+            mf.append({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "batch/v1",
+                       "time": stamp, "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}},
+                       "subresource": "status"})
+            obj["metadata"]["managedFields"] = mf
+            obj["metadata"]["resourceVersion"] = self.next_rv()
 
     def workload_status(self, key):
         with self.lock:

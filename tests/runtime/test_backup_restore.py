@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import PG_BIN, otree_render, results
+from tests.runtime.conftest import PG_BIN, container_env, otree_render, results
 
 
 def run_container(container, secret_values, pg_port, backup_dir):
@@ -105,3 +105,43 @@ def test_retention_removes_only_old_dumps(otree_run, spec, tmp_path):
     assert dump.returncode == 0, dump.stderr
     assert not old.exists() and keep.exists()
     assert len(list(tmp_path.glob("otree-*.dump"))) == 1
+
+
+def test_resetdb_flow_backs_up_empties_and_can_be_undone(played, otree_run, spec, tmp_path):
+    """playbooks/resetdb.yml's steps with the rendered containers: backup Job, oTree stopped, the resetdb
+    Job's command (`otree resetdb --noinput`, the experiment's image and env), oTree started again; then
+    the pre-reset dump restores every row."""
+    server, values, postgres = otree_run
+    assert results(postgres) == "2|30|30"
+    before = table_fingerprints(postgres)
+
+    job = otree_render.backup_job(spec, "otree-20261127T101500Z-before-resetdb.dump", "backup-x")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    cron = otree_render.backup_objects(spec)[1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert (container["command"], container["args"]) == (cron["command"], cron["args"])  # the CronJob's command
+    dump = run_container(container, values, postgres["port"], tmp_path)
+    assert dump.returncode == 0, dump.stderr
+    assert (tmp_path / "otree-20261127T101500Z-before-resetdb.dump.sha256").exists()
+
+    server.stop()
+    reset = otree_render.resetdb_job(dict(spec, image="example.org/lab/runtime:1.0.0"), "resetdb-x")
+    rc = reset["spec"]["template"]["spec"]["containers"][0]
+    assert rc["command"] + rc["args"] == ["otree", "resetdb", "--noinput"]
+    env = dict(container_env(rc, values, postgres["port"]), PATH="%s/bin:/usr/bin:/bin" % server.venv,
+               HOME=str(server.workdir))
+    out = subprocess.run(rc["command"] + rc["args"], cwd=str(server.workdir), env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Created new tables" in out.stdout + out.stderr
+    assert postgres["psql"]("SELECT count(*) FROM otree_session", db="otree") == "0"  # recreated, empty
+    assert results(postgres) == "0||"
+    server.start()
+    assert server.probe_http("/static/favicon.ico") == 200
+
+    server.stop()
+    restore = run_container(otree_render.restore_container(spec, "otree-20261127T101500Z-before-resetdb.dump"),
+                            values, postgres["port"], tmp_path)
+    assert restore.returncode == 0, restore.stdout + restore.stderr
+    assert table_fingerprints(postgres) == before
+    server.start()
+    assert results(postgres) == "2|30|30"

@@ -54,6 +54,8 @@ def by_kind(manifests, kind, name=None):
     ({"backup": {"schedule": "daily"}}, "backup.schedule", "cron schedule"),
     ({"backup": {"retention_days": 0}}, "backup.retention_days", "at least 1"),
     ({"backup": {"storage_size": "lots"}}, "backup.storage_size", "quantity"),
+    ({"replicas": 2}, "replicas", "a second replica breaks"),
+    ({"replicas": True}, "replicas", "must be 1 (running) or 0"),
 ])
 def test_bad_input_names_the_field(changes, field, text):
     with pytest.raises(r.SpecError) as e:
@@ -205,3 +207,46 @@ def test_restore_job_names_the_dump():
     assert {"name": "DUMP", "value": "otree-20261127T031700Z.dump"} in c["env"]
     assert "pg_restore --clean --if-exists --no-owner --single-transaction" in c["args"][0]
     assert job["spec"]["backoffLimit"] == 0
+
+
+def test_replicas_zero_stops_otree_and_keeps_postgres():
+    m = render_one(replicas=0)["manifests"]
+    assert by_kind(m, "Deployment", "otree")["spec"]["replicas"] == 0
+    assert by_kind(m, "Deployment", "postgres")["spec"]["replicas"] == 1
+    assert by_kind(m, "PersistentVolumeClaim", "postgres-data")
+
+
+def test_backup_job_runs_the_cronjobs_container_with_a_named_dump():
+    spec = r.normalize_spec(dict(GOOD))
+    cron = r.backup_objects(spec)[1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    job = r.backup_job(spec, "otree-20261127T101500Z-manual.dump", "backup-20261127t101500z")
+    pod = job["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert (c["image"], c["command"], c["args"]) == (cron["containers"][0]["image"], cron["containers"][0]["command"],
+                                                      cron["containers"][0]["args"])
+    assert c["env"] == cron["containers"][0]["env"] + [{"name": "DUMP", "value": "otree-20261127T101500Z-manual.dump"}]
+    assert pod["volumes"] == cron["volumes"] and pod["restartPolicy"] == "Never"
+    assert (job["metadata"]["name"], job["metadata"]["namespace"]) == ("backup-20261127t101500z", "otree-public-goods")
+    assert job["metadata"]["labels"][r.EXPERIMENT_LABEL] == "public-goods"
+    assert '${DUMP:-otree-' in c["args"][0]
+
+
+def test_resetdb_job_uses_the_experiments_image_and_env_without_probes():
+    spec = r.normalize_spec(dict(GOOD, extra_env={"OTREE_SOMETHING": "x"}))
+    otree = r.otree_container(spec, spec["image"])
+    job = r.resetdb_job(spec, "resetdb-1")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"] + c["args"] == ["otree", "resetdb", "--noinput"]
+    assert c["image"] == GOOD["image"] and c["env"] == otree["env"]
+    assert c["securityContext"] == otree["securityContext"]
+    assert not {"readinessProbe", "livenessProbe", "startupProbe", "ports"} & set(c)
+    assert job["spec"]["backoffLimit"] == 0  # never run twice on its own
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "otree"
+
+
+def test_transfer_pod_mounts_the_backup_volume_and_ends_itself():
+    spec = r.normalize_spec(dict(GOOD))
+    pod = r.backup_reader_pod(spec)
+    assert pod["kind"] == "Pod" and pod["spec"]["activeDeadlineSeconds"] <= 3600
+    assert {"name": "backups", "persistentVolumeClaim": {"claimName": "postgres-backups"}} in pod["spec"]["volumes"]
+    assert pod["spec"]["containers"][0]["args"] == ["sleep 1800"]
