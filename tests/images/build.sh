@@ -82,6 +82,17 @@ deb $MIRROR $suite-updates main universe
 deb $MIRROR $suite-security main universe
 EOF
   echo 'APT::Install-Recommends "false";' > "$root/etc/apt/apt.conf.d/90oforest-norecommends"
+  # As current as a cloud image: the -updates and -security pockets applied (no service starts here).
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
+  chmod 755 "$root/usr/sbin/policy-rc.d"
+  mount -t proc proc "$root/proc"
+  chroot "$root" sh -c 'apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y \
+    -o Dpkg::Options::=--force-confold dist-upgrade' > "$CACHE_DIR/upgrade-$suite.log" 2>&1
+  local upgraded=$?
+  umount "$root/proc"
+  rm -f "$root/usr/sbin/policy-rc.d"
+  [ "$upgraded" = 0 ] || { tail -20 "$CACHE_DIR/upgrade-$suite.log" >&2; return 1; }
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
   # the lists are gone: make them look old, so "refresh when older than ..." refreshes
   touch -d @0 "$root"/var/lib/apt/lists
