@@ -75,9 +75,17 @@ def lynis():
 
 
 def ssh_audit():
+    """ssh-audit from the controller. --skip-rate-test: its 38 rapid connections meet the hardened
+    host's ufw rate limit (the DHEat defence); fail2ban is told to let the controller through."""
     venv = sh(str(ROOT / "scripts" / "aux-venv.sh"), "tests/harden/requirements-audit.txt", cwd=str(ROOT)).stdout
     ip = sh("podman", "exec", NAME, "hostname", "-I").stdout.split()[0]
-    out = sh(venv.strip().splitlines()[-1] + "/bin/ssh-audit", "-n", ip, check=False).stdout
+    gateway = sh("podman", "exec", NAME, "sh", "-c", "ip route show default | cut -d' ' -f3").stdout.strip()
+    sh("podman", "exec", NAME, "sh", "-c", "command -v fail2ban-client >/dev/null || exit 0; "
+       "fail2ban-client unban --all; fail2ban-client set sshd addignoreip %s" % gateway, check=False)
+    time.sleep(31)  # ufw's limit window (6 new connections in 30 s) is empty again
+    out = sh(venv.strip().splitlines()[-1] + "/bin/ssh-audit", "-n", "--skip-rate-test", ip, check=False).stdout
+    if "(kex)" not in out:
+        sys.exit("ssh-audit did not audit %s:\n%s" % (ip, out[-2000:]))
     fails = [line for line in out.splitlines() if re.search(r"\(fail\)|\[fail\]", line)]
     warns = [line for line in out.splitlines() if re.search(r"\(warn\)|\[warn\]", line)]
     return len(fails), len(warns)
