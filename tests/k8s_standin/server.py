@@ -791,13 +791,7 @@ class Store:
                           "uncountedTerminatedPods": {}, "conditions": [
                               {"type": "Complete", "status": "True", "lastProbeTime": stamp,
                                "lastTransitionTime": stamp}]}
-            obj["status"] = status
-            mf = [m for m in obj["metadata"].get("managedFields", []) if m["manager"] != "kube-controller-manager"]
-            mf.append({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "batch/v1",
-                       "time": stamp, "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}},
-                       "subresource": "status"})
-            obj["metadata"]["managedFields"] = mf
-            obj["metadata"]["resourceVersion"] = self.next_rv()
+            self.controller_status_write(obj, status, "batch/v1", stamp)
 
     def workload_status(self, key):
         with self.lock:
@@ -826,13 +820,16 @@ class Store:
             if obj["kind"] == "Deployment":
                 status["conditions"] = conditions
                 self.replicaset_for(obj)
-            obj["status"] = status
-            mf = [m for m in obj["metadata"].get("managedFields", []) if m["manager"] != "kube-controller-manager"]
-            mf.append({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1",
-                       "time": stamp, "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}},
-                       "subresource": "status"})
-            obj["metadata"]["managedFields"] = mf
-            obj["metadata"]["resourceVersion"] = self.next_rv()
+            self.controller_status_write(obj, status, "apps/v1", stamp)
+
+    def controller_status_write(self, obj, status, api_version, stamp):
+        """The controller manager's status update: its managedFields entry and a new resourceVersion."""
+        obj["status"] = status
+        mf = [m for m in obj["metadata"].get("managedFields", []) if m["manager"] != "kube-controller-manager"]
+        mf.append({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": api_version,
+                   "time": stamp, "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}, "subresource": "status"})
+        obj["metadata"]["managedFields"] = mf
+        obj["metadata"]["resourceVersion"] = self.next_rv()
 
 
 def strip_meta(obj):
