@@ -145,3 +145,49 @@ def test_module_retries_while_a_change_is_in_progress(tmp_path):
     lock.write_text("")
     proc, _, log = run_module(tmp_path, {"addons": ["rbac"], "retries": 0})
     assert proc.returncode != 0 and "change in progress" in proc.stdout and log == []
+
+
+# -- the STAND-IN's kubectl and config, against the STAND-IN API server ------------------------------
+
+@pytest.fixture()
+def standin_api(tmp_path):
+    from tests.k8s_standin.server import start_background, write_kubeconfig
+    server, url = start_background()
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
+    yield kubeconfig
+    server.shutdown()
+
+
+def standin(args, kubeconfig, tmp_path, stdin=None):
+    env = dict(os.environ, MICROK8S_STANDIN_STATE=str(tmp_path / "state.json"),
+               MICROK8S_STANDIN_KUBECONFIG=str(kubeconfig))
+    return subprocess.run([sys.executable, str(STANDIN)] + args, env=env, capture_output=True, text=True,
+                          input=stdin, timeout=60)
+
+
+def test_standin_config_and_kubectl_talk_to_the_api_server(standin_api, tmp_path):
+    config = standin(["config"], standin_api, tmp_path)
+    assert config.returncode == 0 and config.stdout == standin_api.read_text()
+
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: mk-probe}\n---\n"
+                        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe, namespace: mk-probe}\n"
+                        "data: {answer: '42'}\n")
+    applied = standin(["kubectl", "apply", "--server-side", "-f", str(manifest)], standin_api, tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.split("\n")[:2] == ["namespace/mk-probe serverside-applied",
+                                               "configmap/probe serverside-applied"]
+    got = standin(["kubectl", "get", "configmap", "probe", "-n", "mk-probe", "-o", "json"], standin_api, tmp_path)
+    assert got.returncode == 0, got.stderr
+    body = json.loads(got.stdout)
+    assert body["data"] == {"answer": "42"}
+    assert any(m["manager"] == "kubectl" for m in body["metadata"]["managedFields"])
+    names = standin(["kubectl", "get", "cm", "-n", "mk-probe", "-o", "name"], standin_api, tmp_path)
+    assert names.stdout.split() == ["configmap/probe"]
+
+
+def test_standin_kubectl_errors_read_like_kubectls(standin_api, tmp_path):
+    unknown = standin(["kubectl", "get", "flurbs"], standin_api, tmp_path)
+    assert unknown.returncode == 1 and 'the server doesn\'t have a resource type "flurbs"' in unknown.stderr
+    missing = standin(["kubectl", "get", "configmap", "nope", "-n", "default"], standin_api, tmp_path)
+    assert missing.returncode == 1 and "Error from server (NotFound)" in missing.stderr
