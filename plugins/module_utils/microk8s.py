@@ -59,7 +59,7 @@ def normalize_addons(addons):
     out, seen = [], set()
     for index, item in enumerate(addons or []):
         if isinstance(item, str):
-            name, _, arg = item.partition(":")
+            name, dummy, arg = item.partition(":")
             args = [arg] if arg else []
         elif isinstance(item, dict):
             name = item.get("name")

@@ -230,8 +230,8 @@ def main():
             # the secret values are registered below and the parameter is not logged (see main)
             existing_secrets=dict(type="list", elements="dict", default=[], no_log=False),
             stopped=dict(type="list", elements="str", default=[]),
-            operation=dict(type="str", default="deploy", choices=["deploy", "backup", "restore", "resetdb",
-                                                                   "transfer"]),
+            operation=dict(type="str", default="deploy",
+                           choices=["deploy", "backup", "restore", "resetdb", "transfer"]),
             experiment=dict(type="str"),
             job_name=dict(type="str"),
             dump=dict(type="str"),
