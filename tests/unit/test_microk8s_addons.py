@@ -92,9 +92,8 @@ def run_module(tmp_path, args, check=False, diff=False):
         {"ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": str(tmp_path / "out.json")},
          "check_mode": False}]}]))
     env = dict(os.environ, MICROK8S_STANDIN_STATE=str(state), MICROK8S_STANDIN_DELAY="0",
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"), ANSIBLE_CALLBACKS_ENABLED="",
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
-    env.pop("ANSIBLE_CALLBACKS_ENABLED")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
            "-e", "ansible_python_interpreter=" + sys.executable, str(play)] + (["--check"] if check else []) + (["--diff"] if diff else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(tmp_path))
