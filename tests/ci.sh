@@ -23,9 +23,11 @@ platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
     molecule-*)
       if grep -q "name: podman" "molecule/${1#molecule-}/molecule.yml"; then echo "ubuntu ${UBUNTU// /, } (podman)"
+      elif [ "$1" = molecule-openstack_server ]; then echo "controller + REAL OpenStack Zed (Debian 12 packages)"
       elif [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "controller + real cluster"
       else echo "controller + STAND-IN k8s API server"; fi ;;
     images) echo "ubuntu ${UBUNTU// /, }" ;;
+    openstack-image) echo "OpenStack Zed from Debian 12 packages (podman)" ;;
     manifests) echo "kubernetes-validate (k8s 1.31-1.35), checkov" ;;
     otree-runtime) echo "oTree $(grep -o 'otree==[0-9.]*' tests/runtime/requirements-otree.txt | cut -d= -f3), PostgreSQL (Debian), Chromium" ;;
     integration) if [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "real cluster ($OFOREST_KUBECONFIG)"; else echo "STAND-IN k8s API server"; fi ;;
@@ -150,6 +152,7 @@ run_named() { # one stage by name
     setup) run_stage setup scripts/setup-host.sh ;;
     venv) run_stage venv scripts/venv.sh ;;
     images) run_stage images tests/images/build.sh $UBUNTU ;;
+    openstack-image) run_stage openstack-image tests/openstack/build.sh ;;
     molecule-*) run_stage "$1" stage_molecule "${1#molecule-}" ;;
     yamllint|ansible-lint|sanity|build|unit|integration|manifests|otree-runtime) run_stage "$1" "stage_$1" ;;
     *) echo "unknown stage '$1'"; return 2 ;;
@@ -161,7 +164,9 @@ if [ "${1:-all}" = all ]; then
   for s in setup venv images; do
     run_named "$s" || { summary; exit 1; }
   done
-  for s in yamllint ansible-lint sanity build unit integration manifests otree-runtime; do run_named "$s"; done
+  for s in yamllint ansible-lint sanity build unit integration manifests otree-runtime openstack-image; do
+    run_named "$s"
+  done
   for sc in $(scenarios); do run_named "molecule-$sc"; done
 else
   for s in "$@"; do run_named "$s"; done
