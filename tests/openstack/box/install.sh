@@ -74,7 +74,7 @@ RC
 for _ in $(seq 60); do openstack token issue -f value -c id > /dev/null 2>&1 && break; sleep 2; done
 
 openstack project show service > /dev/null 2>&1 || openstack project create --domain default service
-for svc in glance:image:9292: placement:placement:8778: nova:compute:8774:/v2.1 neutron:network:9696: cinder:volumev3:8776:/v3/%(project_id)s; do
+for svc in glance:image:9292: placement:placement:8778: nova:compute:8774:/v2.1 neutron:network:9696: 'cinder:volumev3:8776:/v3/%(project_id)s'; do
   IFS=: read -r user type port path <<< "$svc"
   openstack user show "$user" > /dev/null 2>&1 || openstack user create --domain default --password "$PW" "$user"
   openstack role add --project service --user "$user" admin
