@@ -228,12 +228,15 @@ if ! openstack router show lab-router > /dev/null 2>&1; then
 fi
 # a smoke test: the server goes ACTIVE on the fake driver
 openstack server create --flavor m1.small --image "Ubuntu 20.04" --network private --wait smoke
+openstack server show smoke -f value -c status | grep -qx ACTIVE
 openstack volume create --size 1 smoke-vol
 for _ in $(seq 30); do [ "$(openstack volume show smoke-vol -f value -c status)" = available ] && break; sleep 2; done
 openstack server add volume smoke smoke-vol
 for _ in $(seq 30); do [ "$(openstack volume show smoke-vol -f value -c status)" = in-use ] && break; sleep 2; done
 openstack volume show smoke-vol -f value -c status | grep -qx in-use
-openstack server delete --wait smoke
+# (nova-api has reset a connection here once: retry the delete)
+for _ in 1 2 3; do openstack server delete --wait smoke && break; sleep 5; done
+! openstack server show smoke > /dev/null 2>&1
 for _ in $(seq 30); do [ "$(openstack volume show smoke-vol -f value -c status)" = available ] && break; sleep 2; done
 openstack volume delete smoke-vol
 apt-get clean
