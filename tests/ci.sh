@@ -28,7 +28,8 @@ platforms_of() { # the Ubuntu releases a stage ran on
       else echo "controller + STAND-IN k8s API server"; fi ;;
     images) echo "ubuntu ${UBUNTU// /, }" ;;
     openstack-image) echo "OpenStack Zed from Debian 12 packages (podman)" ;;
-    manifests) echo "kubernetes-validate (k8s 1.31-1.35), checkov" ;;
+    manifests) echo "kubernetes-validate (k8s 1.31-1.35), checkov, check-jsonschema (GitLab CI)" ;;
+    pipeline) echo "gitlab-ci-local $(grep -o '"gitlab-ci-local": "[0-9.]*' tests/pipeline/package.json | grep -o '[0-9.]*$') (shell executor), oTree bots, buildah" ;;
     otree-runtime) echo "oTree $(grep -o 'otree==[0-9.]*' tests/runtime/requirements-otree.txt | cut -d= -f3), PostgreSQL (Debian), Chromium" ;;
     integration) if [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "real cluster ($OFOREST_KUBECONFIG)"; else echo "STAND-IN k8s API server"; fi ;;
     sanity) echo "python $("$VENV/bin/python" -c 'import sys;print("%d.%d"%sys.version_info[:2])') (+3.8 compile on 20.04)" ;;
@@ -118,6 +119,12 @@ stage_otree-runtime() {
   python -m pytest -q -p no:cacheprovider tests/runtime
 }
 
+# The scaffolded pipeline's jobs (test, build) run by gitlab-ci-local with the shell executor.
+stage_pipeline() {
+  activate
+  python -m pytest -q -p no:cacheprovider tests/pipeline
+}
+
 # Rendered manifests: kubernetes-validate --strict (Kubernetes 1.31-1.35) and checkov.
 stage_manifests() {
   activate
@@ -154,7 +161,7 @@ run_named() { # one stage by name
     images) run_stage images tests/images/build.sh $UBUNTU ;;
     openstack-image) run_stage openstack-image tests/openstack/build.sh ;;
     molecule-*) run_stage "$1" stage_molecule "${1#molecule-}" ;;
-    yamllint|ansible-lint|sanity|build|unit|integration|manifests|otree-runtime) run_stage "$1" "stage_$1" ;;
+    yamllint|ansible-lint|sanity|build|unit|integration|manifests|otree-runtime|pipeline) run_stage "$1" "stage_$1" ;;
     *) echo "unknown stage '$1'"; return 2 ;;
   esac
 }
@@ -164,7 +171,7 @@ if [ "${1:-all}" = all ]; then
   for s in setup venv images; do
     run_named "$s" || { summary; exit 1; }
   done
-  for s in yamllint ansible-lint sanity build unit integration manifests otree-runtime openstack-image; do
+  for s in yamllint ansible-lint sanity build unit integration manifests otree-runtime openstack-image pipeline; do
     run_named "$s"
   done
   for sc in $(scenarios); do run_named "molecule-$sc"; done

@@ -112,10 +112,9 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 notes:
-  - The returned O(runner_token) is a secret: register the result with C(no_log: true) on the task.
+  - "A new token (RV(token)) is a secret: register the result with C(no_log=true) on the task."
   - In check mode a runner that would be created has no token yet (RV(token) is null).
-  - "The token to store is O(runner_token) when RV(action=kept), else RV(token)."
-
+  - The token to store is O(runner_token) when RV(action=kept), else RV(token).
 """
 
 EXAMPLES = r"""
@@ -158,7 +157,7 @@ RETURN = r"""
 token:
   description:
     - The runner's new authentication token when this run created, registered or rotated it; null when the
-      known O(runner_token) is still valid (keep using it: Ansible masks values of no_log options in results,
+      known O(runner_token) is still valid (keep using it; Ansible masks values of no_log options in results,
       so the module does not echo it) and in check mode.
   returned: state=present
   type: str

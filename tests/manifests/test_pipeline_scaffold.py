@@ -71,7 +71,7 @@ def test_pipeline_shape(project):
     assert ci["variables"]["IMAGE"] == "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"
     assert ci["variables"]["KUBE_NAMESPACE"] == "otree-pgg"
     build = "\n".join(ci["build"]["script"])
-    assert "buildah build" in build and "buildah push \"$IMAGE\"" in build and "docker" not in build
+    assert "buildah build" in build and "buildah push \"$IMAGE\"" in build and "docker " not in build
     assert 'test -n "$CI_COMMIT_SHORT_SHA"' in build          # never an empty tag
     assert "dind" not in json.dumps(ci) and "privileged" not in json.dumps(ci)
     deploy = "\n".join(ci["deploy"]["script"])
