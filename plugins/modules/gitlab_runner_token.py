@@ -23,6 +23,8 @@ description:
   - Legacy registration tokens (O(registration_token)) are accepted with a deprecation warning; GitLab disabled
     them by default in 17.0 and removes them in 20.0.
   - O(state=absent) deletes the runner(s) with this description in the scope.
+extends_documentation_fragment:
+  - oforest.otree.attributes
 author:
   - oforest.otree developers (@oforest)
 options:
@@ -104,13 +106,6 @@ options:
     description: Seconds per request.
     type: int
     default: 30
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 notes:
   - "A new token (RV(token)) is a secret: register the result with C(no_log=true) on the task."
   - In check mode a runner that would be created has no token yet (RV(token) is null).

@@ -17,6 +17,8 @@ description:
     addons that are not listed.
   - Calls MicroK8s by absolute path (sudo's PATH lacks C(/snap/bin)).
   - In check mode it only reads the status and reports what it would enable or disable.
+extends_documentation_fragment:
+  - oforest.otree.attributes
 author:
   - oforest.otree developers (@oforest)
 options:
@@ -46,13 +48,6 @@ options:
     description: How often an enable is retried when MicroK8s reports a change in progress.
     type: int
     default: 3
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 requirements:
   - PyYAML on the managed host (Ubuntu's python3-yaml, installed with MicroK8s' own dependencies).
 notes:
