@@ -234,10 +234,12 @@ for _ in $(seq 30); do [ "$(openstack volume show smoke-vol -f value -c status)"
 openstack server add volume smoke smoke-vol
 for _ in $(seq 30); do [ "$(openstack volume show smoke-vol -f value -c status)" = in-use ] && break; sleep 2; done
 openstack volume show smoke-vol -f value -c status | grep -qx in-use
+openstack server remove volume smoke smoke-vol
+for _ in $(seq 30); do [ "$(openstack volume show smoke-vol -f value -c status)" = available ] && break; sleep 2; done
+openstack volume show smoke-vol -f value -c status | grep -qx available
 # (nova-api has reset a connection here once: retry the delete)
 for _ in 1 2 3; do openstack server delete --wait smoke && break; sleep 5; done
-! openstack server show smoke > /dev/null 2>&1
-for _ in $(seq 30); do [ "$(openstack volume show smoke-vol -f value -c status)" = available ] && break; sleep 2; done
+if openstack server show smoke > /dev/null 2>&1; then echo "smoke server not deleted" >&2; exit 1; fi
 openstack volume delete smoke-vol
 apt-get clean
 echo "OpenStack box ready"
