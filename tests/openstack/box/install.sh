@@ -74,11 +74,14 @@ RC
 for _ in $(seq 60); do openstack token issue -f value -c id > /dev/null 2>&1 && break; sleep 2; done
 
 openstack project show service > /dev/null 2>&1 || openstack project create --domain default service
+# the role "service": nova's service token must carry it, or cinder refuses nova's detaches with
+# 409 ConflictNovaUsingAttachment (the CVE-2023-2088 fix checks service_token_roles)
+openstack role show service > /dev/null 2>&1 || openstack role create service
 for svc in glance:image:9292: placement:placement:8778: nova:compute:8774:/v2.1 neutron:network:9696: 'cinder:volumev3:8776:/v3/%(project_id)s'; do
   IFS=: read -r user type port path <<< "$svc"
   openstack user show "$user" > /dev/null 2>&1 || openstack user create --domain default --password "$PW" "$user"
   openstack role add --project service --user "$user" admin
-  openstack role add --project service --user "$user" service 2>/dev/null || true
+  openstack role add --project service --user "$user" service
   openstack service create --name "$user" "$type"
   for iface in public internal admin; do
     openstack endpoint create --region RegionOne "$type" "$iface" "http://127.0.0.1:$port$path"
@@ -171,6 +174,8 @@ crudini --set $C DEFAULT glance_api_servers http://127.0.0.1:9292
 crudini --set $C DEFAULT osapi_volume_workers 1
 crudini --set $C database connection "$(DB cinder)"
 authtoken $C cinder
+crudini --set $C keystone_authtoken service_token_roles service
+crudini --set $C keystone_authtoken service_token_roles_required true
 crudini --set $C oslo_concurrency lock_path /var/lib/cinder/tmp
 crudini --set $C fake volume_driver cinder.tests.fake_driver.FakeLoggingVolumeDriver
 crudini --set $C fake volume_backend_name fake
