@@ -76,3 +76,29 @@ def test_direct_requirements_are_pinned_and_locked():
     for name, ver in direct.items():
         assert lock.get(name.replace("_", "-")) == ver, f"{name}=={ver} differs in requirements-lock.txt"
     assert direct["ansible-core"].startswith("2.19.")
+
+
+def test_every_assert_condition_is_a_string():
+    """A condition with ': ' inside (e.g. search('Status: active')) unquoted is a YAML mapping, not a
+    test: ansible then fails with an unrelated message. Found three times; checked here for all files."""
+    import glob
+
+    root = Path(__file__).resolve().parents[2]
+    bad = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for key in ("ansible.builtin.assert", "assert"):
+                that = node.get(key, {}).get("that") if isinstance(node.get(key), dict) else None
+                for cond in (that if isinstance(that, list) else [that] if that is not None else []):
+                    if not isinstance(cond, str):
+                        bad.append("%s: %r" % (where, cond))
+            for value in node.values():
+                walk(value, where)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, where)
+    for pattern in ("roles/*/tasks/*.yml", "playbooks/*.yml", "molecule/*/*.yml"):
+        for f in glob.glob(str(root / pattern)):
+            walk(yaml.safe_load(Path(f).read_text()), f)
+    assert bad == []
