@@ -11,7 +11,7 @@ UBUNTU ?= 20.04
 SCENARIO ?= default
 export OFOREST_CACHE VENV UBUNTU
 
-.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit integration manifests otree-runtime molecule clean
+.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit k8s-build integration manifests otree-runtime molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,7 +45,10 @@ build: venv ## ansible-galaxy collection build + install into an empty path
 unit: venv ## pytest unit tests
 	@tests/ci.sh unit
 
-integration: venv ## engine + module against the STAND-IN API server (or OFOREST_KUBECONFIG's cluster)
+k8s-build: ## upstream Kubernetes binaries from tests/k8s/go.mod (cached by hash)
+	@tests/ci.sh k8s-build
+
+integration: venv ## engine + module against a REAL control plane (or OFOREST_KUBECONFIG's cluster)
 	@tests/ci.sh integration
 
 manifests: venv ## rendered manifests: kubernetes-validate + checkov

@@ -31,11 +31,15 @@ platforms_of() { # the Ubuntu releases a stage ran on
     manifests) echo "kubernetes-validate (k8s 1.31-1.35), checkov, check-jsonschema (GitLab CI)" ;;
     pipeline) echo "gitlab-ci-local $(grep -o '"gitlab-ci-local": "[0-9.]*' tests/pipeline/package.json | grep -o '[0-9.]*$') (shell executor), oTree bots, buildah" ;;
     otree-runtime) echo "oTree $(grep -o 'otree==[0-9.]*' tests/runtime/requirements-otree.txt | cut -d= -f3), PostgreSQL (Debian), Chromium" ;;
-    integration) if [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "real cluster ($OFOREST_KUBECONFIG)"; else echo "STAND-IN k8s API server"; fi ;;
+    integration) if [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "real cluster ($OFOREST_KUBECONFIG)"
+                 else echo "REAL Kubernetes $(k8s_version) control plane (+ STAND-IN for a rollout)"; fi ;;
+    k8s-build) echo "Kubernetes $(k8s_version), etcd from Go modules (tests/k8s/go.mod)" ;;
     sanity) echo "python $("$VENV/bin/python" -c 'import sys;print("%d.%d"%sys.version_info[:2])') (+3.8 compile on 20.04)" ;;
     *) echo "controller" ;;
   esac
 }
+
+k8s_version() { awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2}' tests/k8s/go.mod; }
 
 run_stage() { # run_stage NAME COMMAND...: time it, log it, record a row
   local name=$1; shift
@@ -104,8 +108,11 @@ stage_unit() {
   python -m pytest -q -p no:cacheprovider tests/unit
 }
 
-# Against the STAND-IN Kubernetes API server (tests/k8s_standin), or a real cluster when
-# OFOREST_KUBECONFIG names a kubeconfig.
+# Upstream Kubernetes components from their Go modules, cached by a hash of tests/k8s/go.sum.
+stage_k8s-build() { tests/k8s/build.sh; }
+
+# Against a REAL Kubernetes control plane started from those binaries (tests/k8s/controlplane.py),
+# or a real cluster when OFOREST_KUBECONFIG names a kubeconfig.
 stage_integration() {
   activate
   python -m pytest -q -p no:cacheprovider tests/integration
@@ -161,7 +168,8 @@ run_named() { # one stage by name
     images) run_stage images tests/images/build.sh $UBUNTU ;;
     openstack-image) run_stage openstack-image tests/openstack/build.sh ;;
     molecule-*) run_stage "$1" stage_molecule "${1#molecule-}" ;;
-    yamllint|ansible-lint|sanity|build|unit|integration|manifests|otree-runtime|pipeline) run_stage "$1" "stage_$1" ;;
+    yamllint|ansible-lint|sanity|build|unit|k8s-build|integration|manifests|otree-runtime|pipeline)
+      run_stage "$1" "stage_$1" ;;
     *) echo "unknown stage '$1'"; return 2 ;;
   esac
 }
@@ -171,7 +179,7 @@ if [ "${1:-all}" = all ]; then
   for s in setup venv images; do
     run_named "$s" || { summary; exit 1; }
   done
-  for s in yamllint ansible-lint sanity build unit integration manifests otree-runtime openstack-image pipeline; do
+  for s in yamllint ansible-lint sanity build unit k8s-build integration manifests otree-runtime openstack-image pipeline; do
     run_named "$s"
   done
   for sc in $(scenarios); do run_named "molecule-$sc"; done

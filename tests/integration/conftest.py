@@ -1,9 +1,13 @@
 """Fixtures for the engine's integration tests.
 
-By default the tests talk to the STAND-IN Kubernetes API server (tests/k8s_standin, held to a
-real server by test_standin_conformance.py). Set OFOREST_KUBECONFIG=/path/to/kubeconfig to run
-the same tests against a real cluster (kind, k3d, MicroK8s): each test then works in its own
-namespace `oforest-it-<random>` and removes it afterwards.
+`cluster` is a REAL Kubernetes control plane: upstream etcd, kube-apiserver, controller-manager and
+scheduler v1.35 built from tests/k8s/go.mod and started once per session (tests/k8s/controlplane.py),
+or the cluster that OFOREST_KUBECONFIG=/path/to/kubeconfig names (kind, k3d, MicroK8s). Each test
+works in its own namespace `oforest-it-<random>` and removes it afterwards.
+
+`standin` is the STAND-IN API server (tests/k8s_standin, held to a real server's recordings by
+test_standin_conformance.py). It serves only what a real control plane without a node cannot: a
+Deployment that becomes Available (its kubelet stand-in marks pods ready).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the collection's module_utils, importable as ansible_collections.oforest.otree...
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 
+from tests.k8s.controlplane import ControlPlane, binaries  # noqa: E402
 from tests.k8s_standin.server import ADMIN_TOKEN, start_background, tls_files  # noqa: E402
 
 REAL = os.environ.get("OFOREST_KUBECONFIG")
@@ -48,16 +53,25 @@ def experiment_manifests(namespace):
 
 
 class Cluster:
-    def __init__(self, store=None, url=None, kubeconfig=None):
+    def __init__(self, store=None, url=None, kubeconfig=None, controlplane=None):
         self.store, self.url, self.kubeconfig = store, url, kubeconfig
+        self.controlplane = controlplane
 
     @property
     def real(self):
         return self.store is None
 
+    @property
+    def disposable(self):
+        """Ours alone (the stand-in or the control plane this session started): cluster-wide objects
+        such as CRDs may be created."""
+        return not self.real or self.controlplane is not None
+
     def client(self, **kw):
         from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Client
         if self.real:
+            if "api_key" in kw and self.controlplane:  # a deliberate credential, same server and CA
+                return Client(host=self.controlplane.url, ca_cert=str(self.controlplane.ca), **kw)
             return Client(kubeconfig=self.kubeconfig, **kw)
         return Client(host=self.url, api_key=kw.pop("api_key", ADMIN_TOKEN), ca_cert=tls_files()[0], **kw)
 
@@ -67,11 +81,17 @@ class Cluster:
         return Engine(client, **kw), client
 
 
-@pytest.fixture
-def cluster():
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
     if REAL:
         yield Cluster(kubeconfig=REAL)
         return
+    with ControlPlane(binaries(), tmp_path_factory.mktemp("controlplane")) as cp:
+        yield Cluster(kubeconfig=str(cp.kubeconfig), controlplane=cp)
+
+
+@pytest.fixture
+def standin():
     server, url = start_background(kubelet=True)
     try:
         yield Cluster(store=server.store, url=url)
@@ -87,5 +107,5 @@ def namespace(cluster):
         client = cluster.client()
         try:
             client.request("DELETE", "/api/v1/namespaces/%s" % name)
-        except Exception:
+        except Exception:  # the test may not have created it
             pass

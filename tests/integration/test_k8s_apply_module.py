@@ -1,17 +1,15 @@
-"""The k8s_apply module run by ansible-playbook against the STAND-IN API server: first run
-changed, re-run changed=0, check mode predicts a change and stores nothing, secrets never appear
-in the output, even with -vvv and --diff."""
+"""The k8s_apply module run by ansible-playbook against the cluster of conftest.py (the REAL control
+plane, or OFOREST_KUBECONFIG's): first run changed, re-run changed=0, check mode predicts a change and
+stores nothing, secrets never appear in the output, even with -vvv and --diff."""
 from __future__ import annotations
 
-import json
+import base64
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-
-from tests.k8s_standin.server import start_background, write_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "very-secret-admin-pw-4711"
@@ -26,14 +24,14 @@ PLAYBOOK = """
         manifests:
           - apiVersion: v1
             kind: Namespace
-            metadata: {name: demo}
+            metadata: {name: "{{ ns }}"}
           - apiVersion: v1
             kind: Secret
-            metadata: {name: otree-admin, namespace: demo}
+            metadata: {name: otree-admin, namespace: "{{ ns }}"}
             stringData: {OTREE_ADMIN_PASSWORD: "%s"}
           - apiVersion: v1
             kind: ConfigMap
-            metadata: {name: settings, namespace: demo}
+            metadata: {name: settings, namespace: "{{ ns }}"}
             data: {OTREE_AUTH_LEVEL: "{{ auth_level }}"}
       register: applied
     - name: Show the result
@@ -42,14 +40,14 @@ PLAYBOOK = """
 """ % SECRET
 
 
-def run_playbook(tmp_path, kubeconfig, *args, auth_level="STUDY"):
+def run_playbook(tmp_path, kubeconfig, namespace, *args, auth_level="STUDY"):
     pb = tmp_path / "pb.yml"
     pb.write_text(PLAYBOOK)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb),
-           "-e", "kubeconfig=%s auth_level=%s" % (kubeconfig, auth_level)] + list(args)
+           "-e", "kubeconfig=%s auth_level=%s ns=%s" % (kubeconfig, auth_level, namespace)] + list(args)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
@@ -60,23 +58,21 @@ def recap_changed(output):
     return int(line.split("changed=")[1].split()[0])
 
 
-def test_module_idempotent_check_mode_and_no_secret_in_output(tmp_path):
-    server, url = start_background()
-    try:
-        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
-        out = run_playbook(tmp_path, kubeconfig, "-vvv", "--diff")
-        assert recap_changed(out) == 1
-        assert SECRET not in out
-        import base64
-        assert base64.b64encode(SECRET.encode()).decode() not in out
-        out = run_playbook(tmp_path, kubeconfig, "-vvv", "--diff")
-        assert recap_changed(out) == 0, out
-        assert SECRET not in out
-        writes = server.store.writes
-        out = run_playbook(tmp_path, kubeconfig, "--check", "--diff", auth_level="DEMO")
-        assert recap_changed(out) == 1 and "DEMO" in out  # predicted, with the diff
-        assert server.store.writes == writes  # dry run: nothing stored
-        cm = server.store.objects[("/configmaps", "demo", "settings")]
-        assert cm["data"]["OTREE_AUTH_LEVEL"] == "STUDY"
-    finally:
-        server.shutdown()
+def test_module_idempotent_check_mode_and_no_secret_in_output(tmp_path, cluster, namespace):
+    kubeconfig = cluster.kubeconfig
+    out = run_playbook(tmp_path, kubeconfig, namespace, "-vvv", "--diff")
+    assert recap_changed(out) == 1
+    assert SECRET not in out
+    assert base64.b64encode(SECRET.encode()).decode() not in out
+    out = run_playbook(tmp_path, kubeconfig, namespace, "-vvv", "--diff")
+    assert recap_changed(out) == 0, out
+    assert SECRET not in out
+    client = cluster.client()
+    cm_path = "/api/v1/namespaces/%s/configmaps/settings" % namespace
+    secret_path = "/api/v1/namespaces/%s/secrets/otree-admin" % namespace
+    before = [client.request("GET", p)[1]["metadata"]["resourceVersion"] for p in (cm_path, secret_path)]
+    out = run_playbook(tmp_path, kubeconfig, namespace, "--check", "--diff", auth_level="DEMO")
+    assert recap_changed(out) == 1 and "DEMO" in out  # predicted, with the diff
+    # dry run: nothing stored (no controller writes to a ConfigMap or Secret)
+    assert [client.request("GET", p)[1]["metadata"]["resourceVersion"] for p in (cm_path, secret_path)] == before
+    assert client.request("GET", cm_path)[1]["data"]["OTREE_AUTH_LEVEL"] == "STUDY"
