@@ -6,7 +6,8 @@ set -euo pipefail
 
 PACKAGES=(podman runc iptables nftables netavark aardvark-dns buildah debootstrap uidmap
           slirp4netns fuse-overlayfs curl rsync git make python3-venv
-          postgresql chromium)  # the oTree runtime tests: Debian's PostgreSQL, headless browser bots
+          postgresql chromium   # the oTree runtime tests: Debian's PostgreSQL, headless browser bots
+          gcc libc6-dev squashfs-tools)  # the node snap: pause built static, the snap packed
 
 if [ "$(id -u)" != 0 ]; then
   echo "scripts/setup-host.sh must run as root (it installs packages and writes /etc/containers)" >&2
@@ -38,6 +39,12 @@ if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
   [ -f "$conf" ] && ! grep -q 'managed by oforest.otree' "$conf" && cp "$conf" "$conf.before-oforest"
   printf '%s\n' "$want" > "$conf"
   echo "wrote $conf"
+fi
+
+# The Kubernetes components are built from Go modules (tests/k8s/build.sh).
+if ! command -v go > /dev/null; then
+  echo "Go is needed to build the Kubernetes test components: apt-get install golang-go (1.25 or newer)" >&2
+  exit 1
 fi
 
 # A podman that cannot start a container fails every later stage with an obscure error: say so now.
