@@ -15,6 +15,9 @@ description:
     disabled, one after the other with C(microk8s status --wait-ready) in between (MicroK8s refuses
     concurrent enables with "change in progress"), and with O(disable_unlisted) disables enabled
     addons that are not listed.
+  - After each change it waits until C(microk8s status) shows the addon in its new state: MicroK8s
+    judges an addon by objects that controllers create a little after C(microk8s enable) returns
+    (C(pod/coredns) for dns), and a re-run must not enable it again.
   - Calls MicroK8s by absolute path (sudo's PATH lacks C(/snap/bin)).
   - In check mode it only reads the status and reports what it would enable or disable.
 extends_documentation_fragment:
@@ -127,6 +130,20 @@ class MicroK8s:
     def wait_ready(self):
         self.run([self.bin, "status", "--wait-ready", "--timeout", str(self.timeout)], "microk8s status --wait-ready")
 
+    def settle(self, name, want):
+        """`microk8s enable` can return before the status shows the addon (MicroK8s judges it by objects
+        such as pod/coredns, which controllers create a little later): wait for it, so a re-run agrees."""
+        deadline = time.time() + self.timeout
+        while True:
+            state = self.status()["addons"].get(name)
+            if state == want:
+                return
+            if time.time() > deadline:
+                self.module.fail_json(msg="microk8s %s %s returned, but `microk8s status` still shows it %s after %d s: "
+                                      "look at its pods (`microk8s kubectl get pods -A`) and events on the host" % (
+                                          "enable" if want == "enabled" else "disable", name, state, self.timeout))
+            time.sleep(3)
+
     def change(self, argv, what):
         for attempt in range(self.module.params["retries"] + 1):
             rc, out, err = self.module.run_command(argv, environ_update={"LC_ALL": "C"})
@@ -179,8 +196,10 @@ def main():
     if not module.check_mode:
         for addon in to_enable:
             mk.change(enable_argv(mk.bin, addon), "microk8s enable %s" % " ".join(addon["command"]))
+            mk.settle(addon["name"], "enabled")
         for name in to_disable:
             mk.change([mk.bin, "disable", name], "microk8s disable %s" % name)
+            mk.settle(name, "disabled")
         if changed:
             status = mk.status()
     after = dict(status["addons"])

@@ -83,7 +83,7 @@ def test_enable_argv_keeps_the_colon_form_and_takes_args():
 
 # -- the module, run by ansible-playbook against the STAND-IN microk8s command ---------------------
 
-def run_module(tmp_path, args, check=False, diff=False):
+def run_module(tmp_path, args, check=False, diff=False, settle=0):
     state = tmp_path / "state.json"
     play = tmp_path / "play.yml"
     play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
@@ -92,6 +92,7 @@ def run_module(tmp_path, args, check=False, diff=False):
         {"ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": str(tmp_path / "out.json")},
          "check_mode": False}]}]))
     env = dict(os.environ, MICROK8S_STANDIN_STATE=str(state), MICROK8S_STANDIN_DELAY="0",
+               MICROK8S_STANDIN_SETTLE=str(settle),
                ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
@@ -119,6 +120,19 @@ def test_module_enables_missing_addons_once_then_changes_nothing(tmp_path):
 
     proc, out, log = run_module(tmp_path, wanted)
     assert proc.returncode == 0 and out["changed"] is False and len(log) == 4
+
+
+def test_module_waits_until_the_status_shows_the_enabled_addon(tmp_path):
+    """Seen on the real node (molecule/microk8s_node): `microk8s enable dns` returns before the
+    controller-manager has made pod/coredns, which is what MicroK8s' status.py looks for, so a status
+    read straight after still says disabled and a re-run enabled it again (idempotence failed)."""
+    wanted = {"addons": ["dns", "ingress"]}
+    proc, out, log = run_module(tmp_path, wanted, settle=4)  # the stand-in hides it for 4 status reads
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out["changed"] and out["status"]["ingress"] == "enabled"
+    proc, out, log = run_module(tmp_path, wanted, settle=4)
+    assert proc.returncode == 0 and out["changed"] is False, out
+    assert log == [["enable", "ingress"]]
 
 
 def test_module_disables_unlisted_on_request(tmp_path):
