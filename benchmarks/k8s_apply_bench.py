@@ -8,12 +8,13 @@ replicated into 1, 10 and 50 namespaces), run one after the other:
              client does
   ours       the k8s_apply engine, one call for the whole list (in-process)
   module     the k8s_apply module in one ansible-playbook task (includes ansible's start-up)
-  kubectl    kubectl apply --server-side -f (warm discovery cache, --validate=false: the stand-in
-             serves no OpenAPI document)
+  kubectl    kubectl apply --server-side -f (the built kubectl v1.35, warm discovery cache)
   k8s-list   kubernetes.core.k8s, one task with the whole list, server_side_apply
   k8s-task   kubernetes.core.k8s, one task per object (a loop), sizes <= 10 only
-For each: first apply and no-op re-apply, wall time, HTTP requests, writes, objects reported changed.
-The API server is the STAND-IN (tests/k8s_standin) unless OFOREST_KUBECONFIG names a real cluster.
+For each: first apply and no-op re-apply, wall time, HTTP requests (the clients we count), objects
+reported changed. The API server is REAL: a Kubernetes 1.35 control plane started here from the
+binaries of tests/k8s/build.sh (tests/k8s/controlplane.py), or OFOREST_KUBECONFIG's cluster. Every
+namespace the benchmark creates is deleted at the end of its size.
 Usage: benchmarks/k8s_apply_bench.py [--sizes 1,10,50] [--repeat 3]
 """
 import argparse
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 
 from tests.integration.conftest import experiment_manifests  # noqa: E402
-from tests.k8s_standin.server import start_background, write_kubeconfig  # noqa: E402
+from tests.k8s.controlplane import ControlPlane, binaries  # noqa: E402
 from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import (  # noqa: E402
     Client, Engine, KINDS, normalize)
 
@@ -99,19 +100,19 @@ def playbook(tool, manifests, kubeconfig, workdir):
     # the task's own time (profile_tasks), without ansible-playbook's start-up
     times = re.findall(r"^(?:oforest\.otree\.k8s_apply|kubernetes\.core\.k8s) -+ ([0-9.]+)s$", proc.stdout, re.M)
     TASK_SECONDS[tool] = float(times[0]) if times else float("nan")
-    return 0, items if tool == "k8s-task" else changed
+    return "-", items if tool == "k8s-task" else changed
 
 
 def kubectl(manifests, kubeconfig, workdir):
     f = workdir / "kubectl.yaml"
     f.write_text(yaml.safe_dump_all(manifests))
-    proc = subprocess.run([os.environ.get("KUBECTL", "kubectl"), "--kubeconfig", str(kubeconfig), "--cache-dir",
-                           str(workdir / "kubectl-cache"), "apply", "--server-side", "--validate=false",
+    proc = subprocess.run([os.environ["KUBECTL"], "--kubeconfig", str(kubeconfig), "--cache-dir",
+                           str(workdir / "kubectl-cache"), "apply", "--server-side",
                            "--field-manager", "kubectl", "-f", str(f)], capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit("kubectl failed: %s" % proc.stderr[-2000:])
     # kubectl prints "serverside-applied" for every object: it does not tell changed from unchanged
-    return 0, proc.stdout.count("serverside-applied")
+    return "-", proc.stdout.count("serverside-applied")
 
 
 def ours(manifests, kubeconfig):
@@ -154,24 +155,43 @@ def main():
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="oforest-bench-"))
     kubeconfig = os.environ.get("OFOREST_KUBECONFIG")
-    server = None
+    controlplane = None
+    os.environ.setdefault("KUBECTL", str(binaries() / "kubectl"))
     if kubeconfig:
-        where = "real cluster (%s)" % kubeconfig
+        where = "the cluster of OFOREST_KUBECONFIG (%s)" % kubeconfig
     else:
-        server, url = start_background(kubelet=True)
-        kubeconfig = str(write_kubeconfig(workdir / "kubeconfig", url))
-        where = "STAND-IN API server (tests/k8s_standin)"
+        controlplane = ControlPlane(binaries(), workdir / "controlplane").start()
+        kubeconfig = str(controlplane.kubeconfig)
+        where = "a REAL Kubernetes control plane (tests/k8s/controlplane.py)"
+    try:
+        run_sizes(args, kubeconfig, workdir, where)
+    finally:
+        if controlplane:
+            controlplane.stop()
+
+
+def delete_namespaces(kubeconfig, prefix):
+    client = make_client(kubeconfig)
+    for ns in client.request("GET", "/api/v1/namespaces")[1]["items"]:
+        if ns["metadata"]["name"].startswith(prefix):
+            client.request("DELETE", "/api/v1/namespaces/%s" % ns["metadata"]["name"])
+
+
+def run_sizes(args, kubeconfig, workdir, where):
+    version = make_client(kubeconfig).request("GET", "/version")[1]["gitVersion"]
     tools = args.tools.split(",")
-    print("k8s_apply benchmark on %s; no-op = median of %d re-applies\n" % (where, args.repeat))
-    print("%-5s %-9s %9s %7s %7s %8s | %9s %7s %7s %8s | %8s | %s" % (
-        "exps", "tool", "first s", "reqs", "writes", "changed", "no-op s", "reqs", "writes", "changed", "vs base",
+    run_id = uuid.uuid4().hex[:4]
+    print("k8s_apply benchmark on %s, Kubernetes %s; no-op = median of %d re-applies\n" % (
+        where, version, args.repeat))
+    print("%-5s %-9s %9s %7s %8s | %9s %7s %8s | %8s | %s" % (
+        "exps", "tool", "first s", "reqs", "changed", "no-op s", "reqs", "changed", "vs base",
         "task s (no-op, without ansible start-up)"))
     for size in [int(s) for s in args.sizes.split(",")]:
         rows = {}
         for tool in tools:
             if tool == "k8s-task" and size > 10:
                 continue
-            manifests = experiments(size, "b-%s-%s" % (tool.replace("-", ""), uuid.uuid4().hex[:4]))
+            manifests = experiments(size, "bench-%s-%d-%s" % (run_id, size, tool.replace("-", "")))
             state = {}
             runs = {
                 "baseline": lambda: baseline(manifests, kubeconfig, state),
@@ -181,16 +201,9 @@ def main():
             run = runs.get(tool) or (lambda t=tool: playbook(t, manifests, kubeconfig, workdir))
 
             def timed():
-                r0 = server.store.requests if server else 0
-                w0 = server.store.writes if server else 0
                 t0 = time.perf_counter()
                 reqs, changed = run()
-                secs = time.perf_counter() - t0
-                if server:
-                    reqs, writes = server.store.requests - r0, server.store.writes - w0
-                else:
-                    writes = -1
-                return secs, reqs, writes, changed
+                return time.perf_counter() - t0, reqs, changed
             first = timed()
             time.sleep(1.1)  # a later second, as between two real runs
             noops = []
@@ -199,17 +212,17 @@ def main():
                 time.sleep(1.1)
             noop = sorted(noops)[len(noops) // 2]
             rows[tool] = (first, noop, TASK_SECONDS.get(tool))
+        delete_namespaces(kubeconfig, "bench-%s-%d-" % (run_id, size))
         base = rows.get("baseline", (None, (None,)))[1][0]
         for tool, (first, noop, task) in rows.items():
             ratio = "%7.2fx" % (base / noop[0]) if base else "      -"
-            print("%-5d %-9s %9.3f %7d %7d %8d | %9.3f %7d %7d %8d | %8s | %s" % (
+            print("%-5d %-9s %9.3f %7s %8d | %9.3f %7s %8d | %8s | %s" % (
                 (size, tool) + first + noop + (ratio, "%.2f" % task if task is not None else "")))
         print("      (%d objects per run)" % (13 * size))
     print("\n'vs base' = baseline no-op time / this tool's no-op time (higher is faster).")
     print("'changed' = objects the tool reported changed (kubectl reports every object as applied;")
-    print("ansible tasks report per task, per item for the loop). 'writes' = writes the stand-in stored.")
-    if server:
-        server.shutdown()
+    print("ansible tasks report per task, per item for the loop). 'reqs' = requests counted by our client")
+    print("('-' for tools whose requests we do not see).")
 
 
 if __name__ == "__main__":
