@@ -14,6 +14,7 @@ kubeconfig uses a token too. Flags: KUBERNETES.md in the team's notes, checked a
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import ipaddress
 import os
@@ -35,6 +36,11 @@ from cryptography.x509.oid import NameOID
 
 SERVICE_CIDR = "10.152.183.0/24"  # MicroK8s' service range (its kube-apiserver args)
 SERVICE_IP = "10.152.183.1"
+
+
+def _die_with_parent():
+    """The components end when the process that started them ends, however it ends (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def free_port():
@@ -198,7 +204,7 @@ class ControlPlane:
     def _spawn(self, name, args):
         log = open(self.dir / ("%s.log" % name), "ab")
         proc = subprocess.Popen([str(self.bin / name)] + args, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         proc.name = name
         self.procs.append(proc)
 
