@@ -15,9 +15,9 @@ description:
     disabled, one after the other with C(microk8s status --wait-ready) in between (MicroK8s refuses
     concurrent enables with "change in progress"), and with O(disable_unlisted) disables enabled
     addons that are not listed.
-  - After each change it waits until C(microk8s status) shows the addon in its new state: MicroK8s
-    judges an addon by objects that controllers create a little after C(microk8s enable) returns
-    (C(pod/coredns) for dns), and a re-run must not enable it again.
+  - After each change it waits until C(microk8s status) shows the addon in its new state, because
+    MicroK8s judges an addon by objects that controllers create a little after C(microk8s enable)
+    returns (C(pod/coredns) for dns), and a re-run must not enable it again.
   - Calls MicroK8s by absolute path (sudo's PATH lacks C(/snap/bin)).
   - In check mode it only reads the status and reports what it would enable or disable.
 extends_documentation_fragment:
@@ -114,8 +114,9 @@ class MicroK8s:
                                   cmd=" ".join(argv), rc=rc, stdout=out, stderr=err)
         return out
 
-    def status(self):
-        out = self.run([self.bin, "status", "--format", "yaml", "--wait-ready", "--timeout", str(self.timeout)],
+    def status(self, timeout=None):
+        timeout = self.timeout if timeout is None else max(1, int(timeout))
+        out = self.run([self.bin, "status", "--format", "yaml", "--wait-ready", "--timeout", str(timeout)],
                        "microk8s status")
         try:
             status = parse_status(out)
@@ -124,7 +125,7 @@ class MicroK8s:
         if not status["running"]:
             self.module.fail_json(msg="MicroK8s is not running after %d s: look at `microk8s inspect` on the host "
                                   "(a full disk, too little memory, or a stopped snap: `snap start microk8s`)" %
-                                  self.timeout)
+                                  timeout)
         return status
 
     def wait_ready(self):
@@ -135,7 +136,7 @@ class MicroK8s:
         such as pod/coredns, which controllers create a little later): wait for it, so a re-run agrees."""
         deadline = time.time() + self.timeout
         while True:
-            state = self.status()["addons"].get(name)
+            state = self.status(timeout=deadline - time.time())["addons"].get(name)
             if state == want:
                 return
             if time.time() > deadline:
