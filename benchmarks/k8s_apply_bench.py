@@ -21,6 +21,7 @@ import argparse
 import json
 import re
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -168,6 +169,7 @@ def main():
     finally:
         if controlplane:
             controlplane.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # its CA key and admin token included
 
 
 def delete_namespaces(kubeconfig, prefix):

@@ -109,7 +109,8 @@ stage_unit() {
   python -m pytest -q -p no:cacheprovider tests/unit
 }
 
-# Upstream Kubernetes components from their Go modules, cached by a hash of tests/k8s/go.sum.
+# Upstream Kubernetes components from their Go modules, each cached by a hash of its go.mod, go.sum
+# and the build script (tests/k8s/build.sh).
 stage_k8s-build() { tests/k8s/build.sh; }
 
 # Against a REAL Kubernetes control plane started from those binaries (tests/k8s/controlplane.py),

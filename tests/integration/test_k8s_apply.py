@@ -230,7 +230,7 @@ def test_wait_reports_pods_not_ready(cluster, namespace):
         pytest.skip("needs a cluster where no pod can run")
     engine, _ = cluster.engine()
     with pytest.raises(K8sError) as e:
-        engine.run(experiment_manifests(namespace), wait=True, wait_timeout=5)
+        engine.run(experiment_manifests(namespace), wait=True, wait_timeout=20)
     assert "did not become ready" in str(e.value) and "0 of 1 replicas available" in str(e.value)
 
 

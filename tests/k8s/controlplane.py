@@ -2,7 +2,8 @@
 kube-scheduler built from upstream (tests/k8s/build.sh), run as processes on loopback.
 
 No kubelet runs here: pods stay Pending and Deployments never become Available, exactly as on a
-cluster whose node is down. Tests that need running pods use the node (tests/k8s/node.py).
+cluster whose node is down. Tests that need running pods use the node (tests/standins/microk8s/,
+molecule/microk8s_node).
 
     python -m tests.k8s.controlplane up DIR     # start, write DIR/admin.kubeconfig, stay in front
     with ControlPlane(bindir, workdir) as cp:   # from Python; cp.kubeconfig, cp.url, cp.token
@@ -148,6 +149,13 @@ class ControlPlane:
         self.stop()
 
     def start(self, timeout=120):
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # nothing half-started stays behind
+            raise
+
+    def _start(self, timeout):
         self.dir.mkdir(parents=True, exist_ok=True)
         pki = PKI(self.dir / "pki")
         self.ca = pki.path("ca.crt")
@@ -202,9 +210,9 @@ class ControlPlane:
         return self
 
     def _spawn(self, name, args):
-        log = open(self.dir / ("%s.log" % name), "ab")
-        proc = subprocess.Popen([str(self.bin / name)] + args, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        with open(self.dir / ("%s.log" % name), "ab") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen([str(self.bin / name)] + args, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         proc.name = name
         self.procs.append(proc)
 
