@@ -229,30 +229,25 @@ class ControlPlane:
             return r.status, r.read().decode()
 
     def wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_alive()
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("kube-apiserver not ready after %ss (log: %s)" % (timeout, self.dir))
-            time.sleep(0.3)
+        self._wait_for("/readyz", timeout, "kube-apiserver not ready after %ss (log: %s)" % (timeout, self.dir))
 
     def wait_controllers(self, timeout):
         """The controller-manager is working once it has made the default namespace's service account."""
+        self._wait_for("/api/v1/namespaces/default/serviceaccounts/default", timeout,
+                       "kube-controller-manager made no service account in %ss (log: %s)" % (timeout, self.dir))
+
+    def _wait_for(self, path, timeout, failure):
+        """Poll until GET path answers 200, failing early when a component has exited."""
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
             try:
-                if self.get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200:
+                if self.get(path)[0] == 200:
                     return
-            except Exception:
+            except Exception:  # not listening yet, or 403/404/503 while starting
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("kube-controller-manager made no service account in %ss" % timeout)
+                raise RuntimeError(failure)
             time.sleep(0.3)
 
     def stop(self):
