@@ -23,9 +23,10 @@ DEBS="containerd=1.7.24-0ubuntu1~20.04.2 runc=1.1.12-0ubuntu2~20.04.1 ipset=7.5-
  libipset13=7.5-1ubuntu0.20.04.1 python3-yaml=5.3.1-1ubuntu0.1"
 PAUSE_IMAGE=registry.k8s.io/pause:3.10           # MicroK8s 1.35 containerd-template.toml sandbox_image
 COREDNS_IMAGE=docker.io/coredns/coredns:1.13.1    # microk8s-core-addons 1.35 addons/dns/coredns.yaml
+TRAEFIK_IMAGE=docker.io/traefik:v3.6.3            # the stand-in chart's appVersion (charts/traefik/Chart.yaml)
 
 BIN=$("$HERE/../../k8s/build.sh" | tail -1)
-hash=$( { echo "$BIN $DEBS $PAUSE_IMAGE $COREDNS_IMAGE"; find . -type f ! -name '*.pyc' ! -name prepare-host.sh -print0 | sort -z |
+hash=$( { echo "$BIN $DEBS $PAUSE_IMAGE $COREDNS_IMAGE $TRAEFIK_IMAGE"; find . -type f ! -name '*.pyc' ! -name prepare-host.sh -print0 | sort -z |
           xargs -0 sha256sum; } | sha256sum | cut -c1-12)
 out=$OFOREST_CACHE/microk8s-node-$hash.snap
 if [ -f "$out" ]; then echo "node snap current: $out" >&2; echo "$out"; exit 0; fi
@@ -41,7 +42,7 @@ start=$(date +%s)
 cp snap/snap.yaml "$root/meta/snap.yaml"
 cp snap/hooks/* "$root/meta/hooks/"
 cp bin/* "$root/bin/"
-cp -r default-args addons "$root/"
+cp -r default-args addons charts "$root/"
 chmod 0755 "$root"/meta/hooks/* "$root"/bin/*
 
 # Upstream binaries built from Go modules
@@ -85,6 +86,20 @@ pause_src=$(cd "$HERE/../../k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/
 gcc -Os -Wall -Werror -static -DVERSION=v3.10-oforest -o "$work/pause" "$pause_src"
 image_from_scratch "$PAUSE_IMAGE" "$work/pause"
 image_from_scratch "$COREDNS_IMAGE" "$BIN/coredns"
+image_from_scratch "$TRAEFIK_IMAGE" "$BIN/traefik"
+
+# The ingress addon's chart (STAND-IN, charts/traefik) with the real CRDs it ships: Traefik's own
+# (traefik.io, from the Traefik module) and Gateway API v1.4.0's standard channel (the version Traefik
+# v3.6 requires, from that module); packed and indexed as a chart repository the tests can serve.
+moddir() { (cd "$HERE/../../k8s/components/traefik" && go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'); }
+traefik_mod=$(moddir github.com/traefik/traefik/v3)
+gateway_mod=$(moddir "sigs.k8s.io/gateway-api@$(cd "$HERE/../../k8s/components/traefik" && go list -m -f '{{.Version}}' sigs.k8s.io/gateway-api)")
+mkdir -p "$root/charts/traefik/crds"
+cp "$traefik_mod/integration/fixtures/k8s/01-traefik-crd.yml" "$root/charts/traefik/crds/traefik.io.yaml"
+cp "$gateway_mod"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$root/charts/traefik/crds/"
+"$BIN/helm" package "$root/charts/traefik" -d "$root/charts" > /dev/null
+rm -rf "$root/charts/traefik"
+"$BIN/helm" repo index "$root/charts"
 
 rm -f "$out.tmp"
 mksquashfs "$root" "$out.tmp" -noappend -comp lzo -all-root -quiet >&2
