@@ -4,7 +4,8 @@
 #   tests/k8s/go.mod                 Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler,
 #                                    kubelet, kube-proxy, kubectl) and etcd
 #   tests/k8s/components/*/go.mod    one module each: CNI plugins, kube-router (the CNI that enforces
-#                                    NetworkPolicy), CoreDNS, Helm, Traefik (the ingress addon)
+#                                    NetworkPolicy), CoreDNS, Helm, Traefik (ingress addon),
+#                                    local-path-provisioner (hostpath-storage addon)
 # Each module is cached under $OFOREST_CACHE/gobuild/<name>-<hash of its go.mod, go.sum and this
 # script>, so changing one pin rebuilds only that module. All binaries are then gathered (hard
 # links) into $OFOREST_CACHE/k8s-bin-<hash of all>, whose path is printed on the last line.
@@ -35,6 +36,9 @@ build_module() { # build_module NAME DIR: every `tool` of DIR/go.mod into the mo
     ldflags="-s -w -X $pkg.gitVersion=$ver -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor
       -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z
       -X k8s.io/client-go/pkg/version.gitVersion=$ver"
+  fi
+  if [ "$name" = local-path-provisioner ]; then # it says 0.0.1 without it
+    ldflags="-s -w -X main.VERSION=$(cd "$dir" && go list -m -f '{{.Version}}' github.com/rancher/local-path-provisioner)"
   fi
   if [ "$name" = traefik ]; then # `traefik version` says "dev" without it
     ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$(cd "$dir" && go list -m -f '{{.Version}}' github.com/traefik/traefik/v3)"

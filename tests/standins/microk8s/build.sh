@@ -20,13 +20,15 @@ UBUNTU_IMAGE=localhost/oforest/ubuntu:20.04
 # Ubuntu 20.04 packages in the snap (focal-updates / focal): MicroK8s bundles its own containerd and
 # runc the same way.
 DEBS="containerd=1.7.24-0ubuntu1~20.04.2 runc=1.1.12-0ubuntu2~20.04.1 ipset=7.5-1ubuntu0.20.04.1
- libipset13=7.5-1ubuntu0.20.04.1 python3-yaml=5.3.1-1ubuntu0.1"
+ libipset13=7.5-1ubuntu0.20.04.1 python3-yaml=5.3.1-1ubuntu0.1 busybox-static=1:1.30.1-4ubuntu6.5"
 PAUSE_IMAGE=registry.k8s.io/pause:3.10           # MicroK8s 1.35 containerd-template.toml sandbox_image
 COREDNS_IMAGE=docker.io/coredns/coredns:1.13.1    # microk8s-core-addons 1.35 addons/dns/coredns.yaml
 TRAEFIK_IMAGE=docker.io/traefik:v3.6.3            # the stand-in chart's appVersion (charts/traefik/Chart.yaml)
+HOSTPATH_IMAGE=localhost/oforest/local-path-provisioner:v0.0.30   # addons/hostpath-storage.yaml
+BUSYBOX_IMAGE=localhost/oforest/busybox-focal:1.30.1              # its helper pods (Ubuntu's busybox-static)
 
 BIN=$("$HERE/../../k8s/build.sh" | tail -1)
-hash=$( { echo "$BIN $DEBS $PAUSE_IMAGE $COREDNS_IMAGE $TRAEFIK_IMAGE"; find . -type f ! -name '*.pyc' ! -name prepare-host.sh -print0 | sort -z |
+hash=$( { echo "$BIN $DEBS $PAUSE_IMAGE $COREDNS_IMAGE $TRAEFIK_IMAGE $HOSTPATH_IMAGE $BUSYBOX_IMAGE"; find . -type f ! -name '*.pyc' ! -name prepare-host.sh -print0 | sort -z |
           xargs -0 sha256sum; } | sha256sum | cut -c1-12)
 out=$OFOREST_CACHE/microk8s-node-$hash.snap
 if [ -f "$out" ]; then echo "node snap current: $out" >&2; echo "$out"; exit 0; fi
@@ -87,6 +89,18 @@ gcc -Os -Wall -Werror -static -DVERSION=v3.10-oforest -o "$work/pause" "$pause_s
 image_from_scratch "$PAUSE_IMAGE" "$work/pause"
 image_from_scratch "$COREDNS_IMAGE" "$BIN/coredns"
 image_from_scratch "$TRAEFIK_IMAGE" "$BIN/traefik"
+image_from_scratch "$HOSTPATH_IMAGE" "$BIN/local-path-provisioner"
+# busybox with its applets linked under /bin (the helper pods run /bin/sh scripts)
+mkdir -p "$work/busybox/bin"
+cp "$work/debroot/bin/busybox" "$work/busybox/bin/"
+for a in $("$work/busybox/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$work/busybox/bin/$a"; done
+c=$(buildah from scratch)
+buildah copy "$c" "$work/busybox" / > /dev/null
+buildah config --cmd '["/bin/sh"]' "$c"
+buildah commit -q "$c" "$BUSYBOX_IMAGE" > /dev/null
+buildah rm "$c" > /dev/null
+buildah push -q "$BUSYBOX_IMAGE" "docker-archive:$root/images/$(echo "$BUSYBOX_IMAGE" | tr '/:' '__').tar:$BUSYBOX_IMAGE" >&2
+buildah rmi "$BUSYBOX_IMAGE" > /dev/null
 
 # The ingress addon's chart (STAND-IN, charts/traefik) with the real CRDs it ships: Traefik's own
 # (traefik.io, from the Traefik module) and Gateway API v1.4.0's standard channel (the version Traefik
