@@ -115,6 +115,12 @@ cp "$gateway_mod"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$root/ch
 rm -rf "$root/charts/traefik"
 "$BIN/helm" repo index "$root/charts"
 
+# cert-manager's CRDs (the version MicroK8s 1.35's addon installs), from its module (modules/go.mod)
+cm_mod=$(cd "$HERE/modules" && GOFLAGS=-mod=mod go mod download -json github.com/cert-manager/cert-manager |
+  sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+mkdir -p "$root/addons/cert-manager-crds"
+cp "$cm_mod"/deploy/crds/*.yaml "$root/addons/cert-manager-crds/"
+
 rm -f "$out.tmp"
 mksquashfs "$root" "$out.tmp" -noappend -comp lzo -all-root -quiet >&2
 mv "$out.tmp" "$out"
