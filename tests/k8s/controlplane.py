@@ -3,7 +3,7 @@ kube-scheduler built from upstream (tests/k8s/build.sh), run as processes on loo
 
 No kubelet runs here: pods stay Pending and Deployments never become Available, exactly as on a
 cluster whose node is down. Tests that need running pods use the node (tests/standins/microk8s/,
-molecule/microk8s_node).
+molecule/microk8s).
 
     python -m tests.k8s.controlplane up DIR     # start, write DIR/admin.kubeconfig, stay in front
     with ControlPlane(bindir, workdir) as cp:   # from Python; cp.kubeconfig, cp.url, cp.token

@@ -123,7 +123,7 @@ def test_module_enables_missing_addons_once_then_changes_nothing(tmp_path):
 
 
 def test_module_waits_until_the_status_shows_the_enabled_addon(tmp_path):
-    """Seen on the real node (molecule/microk8s_node): `microk8s enable dns` returns before the
+    """Seen on the real node (molecule/microk8s): `microk8s enable dns` returns before the
     controller-manager has made pod/coredns, which is what MicroK8s' status.py looks for, so a status
     read straight after still says disabled and a re-run enabled it again (idempotence failed)."""
     wanted = {"addons": ["dns", "ingress"]}
