@@ -329,8 +329,10 @@ def render(spec, secret_values, image_override=None):
     out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": meta("postgres-only-from-otree", "postgres"), "spec": {
                     "podSelector": {"matchLabels": _selector(spec, "postgres")}, "policyTypes": ["Ingress"],
+                    # oTree, the backup/restore pods and the resetdb Job's pod (otree resetdb)
                     "ingress": [{"from": [{"podSelector": {"matchLabels": _selector(spec, "otree")}},
-                                          {"podSelector": {"matchLabels": _selector(spec, "postgres-backup")}}],
+                                          {"podSelector": {"matchLabels": _selector(spec, "postgres-backup")}},
+                                          {"podSelector": {"matchLabels": _selector(spec, "otree-resetdb")}}],
                                  "ports": [{"port": 5432, "protocol": "TCP"}]}]}})
     if spec["backup"]["enabled"]:
         out += backup_objects(spec)
@@ -371,6 +373,24 @@ RESTORE_SCRIPT = (
     'echo "restored: $DUMP"')
 
 
+# A new pod's network, NetworkPolicy included, is programmed while the pod starts: its first
+# connection can be refused for a moment (seen on the node with kube-router: pg_dump refused at
+# once, pg_isready answered a second later; Calico programs policy asynchronously too). Every pod
+# that uses Postgres therefore waits for it first, and says what to check if it never answers.
+WAIT_FOR_POSTGRES = (
+    'for i in $(seq 1 60); do pg_isready -q -t 2 && exit 0; sleep 1; done; '
+    'echo "Postgres at $PGHOST:$PGPORT did not answer for 60 s: is its pod running, and does the'
+    ' NetworkPolicy postgres-only-from-otree admit this pod?" >&2; exit 1')
+
+
+def _wait_for_postgres(spec):
+    return {"name": "wait-for-postgres", "image": "docker.io/library/postgres:%d" % spec["postgres"]["version"],
+            "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c"], "args": [WAIT_FOR_POSTGRES],
+            "env": [{"name": "PGHOST", "value": "postgres"}, {"name": "PGPORT", "value": "5432"}],
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+            "securityContext": _restricted(999)}
+
+
 def _pg_client_env(spec):
     return [{"name": "PGHOST", "value": "postgres"}, {"name": "PGPORT", "value": "5432"},
             {"name": "PGUSER", "value": "otree"}, {"name": "PGDATABASE", "value": "otree"},
@@ -398,12 +418,15 @@ def restore_container(spec, dump):
     return _pg_client_container(spec, "pg-restore", RESTORE_SCRIPT, [{"name": "DUMP", "value": dump}])
 
 
-def _pg_client_pod(spec, container):
-    return {"serviceAccountName": "postgres", "automountServiceAccountToken": False, "restartPolicy": "Never",
-            "securityContext": {"fsGroup": 999, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [container],
-            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": "postgres-backups"}},
-                        {"name": "tmp", "emptyDir": {}}, _password_volume()]}
+def _pg_client_pod(spec, container, wait=True):
+    pod = {"serviceAccountName": "postgres", "automountServiceAccountToken": False, "restartPolicy": "Never",
+           "securityContext": {"fsGroup": 999, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+           "containers": [container],
+           "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": "postgres-backups"}},
+                       {"name": "tmp", "emptyDir": {}}, _password_volume()]}
+    if wait:
+        pod["initContainers"] = [_wait_for_postgres(spec)]
+    return pod
 
 
 def backup_objects(spec):
@@ -452,6 +475,7 @@ def resetdb_job(spec, job_name):
     container.pop("ports")
     pod = {"serviceAccountName": "otree", "automountServiceAccountToken": False, "restartPolicy": "Never",
            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+           "initContainers": [_wait_for_postgres(spec)],
            "containers": [container], "volumes": [{"name": "tmp", "emptyDir": {}}]}
     if spec["image_pull_secret"]:
         pod["imagePullSecrets"] = [{"name": PULL_SECRET_NAME}]
@@ -463,7 +487,7 @@ def resetdb_job(spec, job_name):
 def backup_reader_pod(spec, name="backup-transfer"):
     """A short-lived pod that mounts the backup volume, to copy dumps to and from the controller."""
     container = _pg_client_container(spec, "transfer", "sleep 1800", [])
-    pod = _pg_client_pod(spec, container)
+    pod = _pg_client_pod(spec, container, wait=False)  # mounts the backup volume only
     pod["activeDeadlineSeconds"] = 3600  # gone within the hour even if the playbook is interrupted
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": name, "namespace": spec["namespace"], "labels": labels(spec, "postgres-backup")}, "spec": pod}

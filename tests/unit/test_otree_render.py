@@ -250,3 +250,38 @@ def test_transfer_pod_mounts_the_backup_volume_and_ends_itself():
     assert pod["kind"] == "Pod" and pod["spec"]["activeDeadlineSeconds"] <= 3600
     assert {"name": "backups", "persistentVolumeClaim": {"claimName": "postgres-backups"}} in pod["spec"]["volumes"]
     assert pod["spec"]["containers"][0]["args"] == ["sleep 1800"]
+
+
+def _admitted_by(policy, pod_labels):
+    """NetworkPolicy ingress semantics for peers in the policy's own namespace (podSelector only)."""
+    for rule in policy["spec"]["ingress"]:
+        for peer in rule.get("from", []):
+            wanted = peer["podSelector"].get("matchLabels", {})
+            if all(pod_labels.get(k) == v for k, v in wanted.items()):
+                return True
+    return False
+
+
+def test_every_pod_that_talks_to_postgres_is_admitted_and_no_other():
+    """Found on the real node (kube-router enforces NetworkPolicy): the resetdb Job's pod was not
+    admitted, so `otree resetdb` could not reach Postgres and resetdb.yml failed."""
+    spec = r.normalize_spec(dict(GOOD))
+    manifests = render_one()["manifests"]
+    policy = by_kind(manifests, "NetworkPolicy", "postgres-only-from-otree")
+    cron = by_kind(manifests, "CronJob", "postgres-backup")
+    talkers = {
+        "otree": by_kind(manifests, "Deployment", "otree")["spec"]["template"],
+        "backup (CronJob)": cron["spec"]["jobTemplate"]["spec"]["template"],
+        "backup (on demand)": r.backup_job(spec, "x.dump", "backup-now")["spec"]["template"],
+        "restore": r.restore_job(spec, "x.dump")["spec"]["template"],
+        "resetdb": r.resetdb_job(spec, "resetdb-now")["spec"]["template"],
+    }
+    refused = [name for name, template in talkers.items()
+               if not _admitted_by(policy, template["metadata"]["labels"])]
+    assert refused == []
+    # the node refuses a new pod's first connection for a moment: the Job pods wait for Postgres first
+    assert [name for name, t in talkers.items() if name != "otree"
+            and [c["name"] for c in t["spec"].get("initContainers", [])] != ["wait-for-postgres"]] == []
+    other_experiment = r.labels(dict(spec, name="other"), "otree")
+    assert not _admitted_by(policy, other_experiment)
+    assert not _admitted_by(policy, {"app.kubernetes.io/instance": spec["name"]})
