@@ -377,6 +377,7 @@ RESTORE_SCRIPT = (
 # connection can be refused for a moment (seen on the node with kube-router: pg_dump refused at
 # once, pg_isready answered a second later; Calico programs policy asynchronously too). Every pod
 # that uses Postgres therefore waits for it first, and says what to check if it never answers.
+PG_ADDRESS = ({"name": "PGHOST", "value": "postgres"}, {"name": "PGPORT", "value": "5432"})  # the Service
 WAIT_FOR_POSTGRES = (
     'for i in $(seq 1 60); do pg_isready -q -t 2 && exit 0; sleep 1; done; '
     'echo "Postgres at $PGHOST:$PGPORT did not answer for 60 s: is its pod running, and does the'
@@ -386,17 +387,17 @@ WAIT_FOR_POSTGRES = (
 def _wait_for_postgres(spec):
     return {"name": "wait-for-postgres", "image": "docker.io/library/postgres:%d" % spec["postgres"]["version"],
             "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c"], "args": [WAIT_FOR_POSTGRES],
-            "env": [{"name": "PGHOST", "value": "postgres"}, {"name": "PGPORT", "value": "5432"}],
+            "env": list(PG_ADDRESS),
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
             "securityContext": _restricted(999)}
 
 
 def _pg_client_env(spec):
-    return [{"name": "PGHOST", "value": "postgres"}, {"name": "PGPORT", "value": "5432"},
-            {"name": "PGUSER", "value": "otree"}, {"name": "PGDATABASE", "value": "otree"},
-            # the password as a file from the Secret, not an environment variable
-            {"name": "PGPASSWORD_FILE", "value": "/run/secrets/postgres/POSTGRES_PASSWORD"},
-            {"name": "BACKUP_DIR", "value": BACKUP_DIR}]
+    return list(PG_ADDRESS) + [
+        {"name": "PGUSER", "value": "otree"}, {"name": "PGDATABASE", "value": "otree"},
+        # the password as a file from the Secret, not an environment variable
+        {"name": "PGPASSWORD_FILE", "value": "/run/secrets/postgres/POSTGRES_PASSWORD"},
+        {"name": "BACKUP_DIR", "value": BACKUP_DIR}]
 
 
 def _pg_client_container(spec, name, script, extra_env=()):
