@@ -5,7 +5,8 @@
 #                                    kubelet, kube-proxy, kubectl) and etcd
 #   tests/k8s/components/*/go.mod    one module each: CNI plugins, kube-router (the CNI that enforces
 #                                    NetworkPolicy), CoreDNS, Helm, Traefik (ingress addon),
-#                                    local-path-provisioner (hostpath-storage addon)
+#                                    local-path-provisioner (hostpath-storage addon), cert-manager
+#                                    (cert-manager addon), Pebble and its DNS server (ACME in tests)
 # Each module is cached under $OFOREST_CACHE/gobuild/<name>-<hash of its go.mod, go.sum and this
 # script>, so changing one pin rebuilds only that module. All binaries are then gathered (hard
 # links) into $OFOREST_CACHE/k8s-bin-<hash of all>, whose path is printed on the last line.
@@ -43,6 +44,9 @@ build_module() { # build_module NAME DIR: every `tool` of DIR/go.mod into the mo
   if [ "$name" = traefik ]; then # `traefik version` says "dev" without it
     ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$(cd "$dir" && go list -m -f '{{.Version}}' github.com/traefik/traefik/v3)"
   fi
+  if [ "$name" = cert-manager ]; then # its pods say "canary" without it
+    ldflags="-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$(cd "$dir" && go list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)"
+  fi
   echo "building $name ($dir/go.mod) into $out" >&2
   local pkgs=() p
   mapfile -t pkgs < <(cd "$dir" && go list tool)
@@ -50,6 +54,7 @@ build_module() { # build_module NAME DIR: every `tool` of DIR/go.mod into the mo
     local bin=${p##*/}
     [[ $bin =~ ^v[0-9]+$ ]] && bin=$(basename "$(dirname "$p")")    # .../server/v3 -> server
     [ "$p" = go.etcd.io/etcd/server/v3 ] && bin=etcd
+    [ "$name" = cert-manager ] && bin=cert-manager-$bin                   # .../cmd/controller
     (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/$bin" "$p") >&2
   done
   echo "$name built in $(( $(date +%s) - start )) s" >&2
