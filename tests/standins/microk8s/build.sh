@@ -26,9 +26,10 @@ COREDNS_IMAGE=docker.io/coredns/coredns:1.13.1    # microk8s-core-addons 1.35 ad
 TRAEFIK_IMAGE=docker.io/traefik:v3.6.3            # the stand-in chart's appVersion (charts/traefik/Chart.yaml)
 HOSTPATH_IMAGE=localhost/oforest/local-path-provisioner:v0.0.30   # addons/hostpath-storage.yaml
 BUSYBOX_IMAGE=localhost/oforest/busybox-focal:1.30.1              # its helper pods (Ubuntu's busybox-static)
+CERT_MANAGER_VERSION=v1.11.5     # tests/k8s/components/cert-manager; images as its chart names them
 
 BIN=$("$HERE/../../k8s/build.sh" | tail -1)
-hash=$( { echo "$BIN $DEBS $PAUSE_IMAGE $COREDNS_IMAGE $TRAEFIK_IMAGE $HOSTPATH_IMAGE $BUSYBOX_IMAGE"; find . -type f ! -name '*.pyc' ! -name prepare-host.sh -print0 | sort -z |
+hash=$( { echo "$BIN $DEBS $PAUSE_IMAGE $COREDNS_IMAGE $TRAEFIK_IMAGE $HOSTPATH_IMAGE $BUSYBOX_IMAGE $CERT_MANAGER_VERSION"; find . -type f ! -name '*.pyc' ! -name prepare-host.sh -print0 | sort -z |
           xargs -0 sha256sum; } | sha256sum | cut -c1-12)
 out=$OFOREST_CACHE/microk8s-node-$hash.snap
 if [ -f "$out" ]; then echo "node snap current: $out" >&2; echo "$out"; exit 0; fi
@@ -70,13 +71,15 @@ mkdir -p "$root/lib/python3"
 cp -a "$work"/debroot/usr/lib/python3/dist-packages/yaml "$root/lib/python3/"
 cp -a "$work"/debroot/usr/lib/python3/dist-packages/_yaml* "$root/lib/python3/" 2>/dev/null || true
 
-# Images (docker-archive tarballs: `ctr images import` keeps their RepoTags as names)
-image_from_scratch() { # NAME FILE... (the last file is the entrypoint, at /)
+# Images (docker-archive tarballs: `ctr images import` keeps their RepoTags as names), each with the
+# build host's CA bundle where Go looks for it (upstream's images carry one: ACME, chart downloads)
+image_from_scratch() { # NAME FILE... (the last file is the entrypoint, at /); $IMAGE_USER: its USER
   local name=$1; shift
   local c
   c=$(buildah from scratch)
+  buildah copy "$c" /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt > /dev/null
   for f in "$@"; do buildah copy "$c" "$f" "/$(basename "$f")" > /dev/null; done
-  buildah config --entrypoint "[\"/$(basename "${!#}")\"]" --cmd '[]' "$c"
+  buildah config --entrypoint "[\"/$(basename "${!#}")\"]" --cmd '[]' ${IMAGE_USER:+--user "$IMAGE_USER"} "$c"
   buildah commit -q "$c" "$name" > /dev/null
   buildah rm "$c" > /dev/null
   local file
@@ -90,6 +93,9 @@ image_from_scratch "$PAUSE_IMAGE" "$work/pause"
 image_from_scratch "$COREDNS_IMAGE" "$BIN/coredns"
 image_from_scratch "$TRAEFIK_IMAGE" "$BIN/traefik"
 image_from_scratch "$HOSTPATH_IMAGE" "$BIN/local-path-provisioner"
+for b in controller webhook cainjector acmesolver; do # a numeric non-root USER like upstream's images:
+  IMAGE_USER=1000 image_from_scratch "quay.io/jetstack/cert-manager-$b:$CERT_MANAGER_VERSION" "$BIN/cert-manager-$b"
+done
 # busybox with its applets linked under /bin (the helper pods run /bin/sh scripts)
 mkdir -p "$work/busybox/bin"
 cp "$work/debroot/bin/busybox" "$work/busybox/bin/"
@@ -113,6 +119,15 @@ cp "$traefik_mod/integration/fixtures/k8s/01-traefik-crd.yml" "$root/charts/trae
 cp "$gateway_mod"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$root/charts/traefik/crds/"
 "$BIN/helm" package "$root/charts/traefik" -d "$root/charts" > /dev/null
 rm -rf "$root/charts/traefik"
+# cert-manager's own chart from the module whose binaries run (its Chart.yaml is a template there:
+# the release tool sets version and appVersion, as `helm package` does here)
+cmc_mod=$(cd "$HERE/../../k8s/components/cert-manager" && go mod download -json \
+  "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+cp -r "$cmc_mod/deploy/charts/cert-manager" "$work/cert-manager"
+chmod -R u+w "$work/cert-manager"
+mv "$work/cert-manager/Chart.template.yaml" "$work/cert-manager/Chart.yaml"
+"$BIN/helm" package "$work/cert-manager" --version "$CERT_MANAGER_VERSION" --app-version "$CERT_MANAGER_VERSION" \
+  -d "$root/charts" > /dev/null
 "$BIN/helm" repo index "$root/charts"
 
 # cert-manager's CRDs (the version MicroK8s 1.35's addon installs), from its module (modules/go.mod)
