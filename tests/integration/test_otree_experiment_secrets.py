@@ -1,0 +1,70 @@
+"""The otree_experiment role run by ansible-playbook against the cluster of conftest.py: when applying
+an experiment fails, nothing secret reaches the output, even with -vvv. The apply task loops over the
+rendered experiments; a failed loop item is printed with its `item`, so the item must not carry the
+manifests (the Secret with the generated admin password and REST key, the registry's deploy token).
+The failure here is a real one: the control plane has no kubelet, so oTree never becomes available
+and the apply's wait gives up."""
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_TOKEN = "gldt-deploy-token-8c1f0e"
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: oforest.otree.otree_experiment
+      vars:
+        otree_experiment_kubeconfig: "{{ kubeconfig }}"
+        otree_experiment_wait_timeout: 5
+        otree_experiment_experiments:
+          - name: "{{ experiment }}"
+            host: secrets-test.experiments.example.org
+            image: registry.gitlab.example.org/lab/pgg:1.0
+            image_pull_secret:
+              registry: registry.gitlab.example.org
+              username: gitlab+deploy-token-1
+              password: "%s"
+""" % DEPLOY_TOKEN
+
+
+def test_a_failing_apply_prints_no_secret(tmp_path, cluster):
+    name = "sec-%s" % uuid.uuid4().hex[:6]
+    pb = tmp_path / "pb.yml"
+    pb.write_text(PLAYBOOK)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb),
+           "-vvv", "-e", "kubeconfig=%s experiment=%s" % (cluster.kubeconfig, name)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+        out = proc.stdout + proc.stderr
+        # it failed where it should: the apply task, on this experiment's item
+        assert proc.returncode != 0, out
+        assert "Apply each experiment" in out and "failed: [localhost] (item=%s" % name in out, out[-3000:]
+        # what was generated and stored, read back from the cluster
+        client = cluster.client()
+        secret = client.request("GET", "/api/v1/namespaces/otree-%s/secrets/otree-secrets" % name)[1]
+        pull = client.request("GET", "/api/v1/namespaces/otree-%s/secrets/registry-credentials" % name)[1]
+        values = [base64.b64decode(v).decode() for v in secret["data"].values()] + [DEPLOY_TOKEN]
+        values += list(pull["data"].values()) + list(secret["data"].values())
+        assert len(values) >= 4
+        leaked = [v[:4] + "..." for v in values if v in out]
+        assert not leaked, "secret values in the output: %s" % leaked
+        # the error still says what went wrong
+        assert "did not become ready within 5s" in out, out[-3000:]
+    finally:
+        if cluster.real:
+            try:
+                cluster.client().request("DELETE", "/api/v1/namespaces/otree-%s" % name)
+            except Exception:  # not created
+                pass
