@@ -2,7 +2,7 @@
 
 No registry we reach ships kube-apiserver, so the engine's integration tests talk HTTP to this
 stand-in. It implements only what `k8s_apply` uses, and is held to the behaviour recorded from a
-real Kubernetes v1.24.1 API server (tests/fixtures/k8s-api-transcript/, replayed by
+real Kubernetes v1.35.4 API server (tests/fixtures/k8s-api-transcript/, replayed by
 tests/integration/test_standin_conformance.py):
 
 - discovery (/api, /api/v1, /apis, /apis/G/V, /version) served from the recorded documents, plus
@@ -11,9 +11,10 @@ tests/integration/test_standin_conformance.py):
   managedFields (FieldsV1), conflicts (409 with FieldManagerConflict causes) and `force`;
   merge-patch (PATCH application/merge-patch+json) as an Update operation that takes ownership;
 - `dryRun=All` (nothing stored; a new object has no resourceVersion);
-- a global resourceVersion counter; a no-op apply keeps resourceVersion; generation for the kinds
-  that have it; the recorded quirks: a Secret applied with stringData and a non-canonical quantity
-  are rewritten on every apply in a later second, a PVC is bumped once by its first re-apply;
+- a global resourceVersion counter; a no-op apply keeps resourceVersion (also when only the
+  manager's managedFields time would change: a Secret applied with stringData, a non-canonical
+  quantity); generation for the kinds that have it; the recorded quirk that a PVC is bumped once by
+  its first re-apply;
 - a controller-manager stand-in that writes Deployment/StatefulSet status (bumping
   resourceVersion, manager kube-controller-manager, subresource status) shortly after a spec change;
   with `kubelet=False` pods never become ready, as in the recording (no kubelet there);
@@ -364,8 +365,8 @@ class Resource:
 class Store:
     """Objects, resourceVersions and field ownership of the stand-in."""
 
-    def __init__(self, kubelet=True, controllers=True, controller_delay=0.05, crd_delay=0.05, namespace_delay=4.0,
-                 clock=time.time):
+    def __init__(self, kubelet=True, controllers=True, controller_delay=0.05, crd_delay=0.02, namespace_delay=4.0,
+                 status_delay=0.02, clock=time.time):
         self.lock = threading.RLock()
         self.clock = clock  # the conformance replay passes a clock it advances as the recording did
         # controllers=False: no kube-controller-manager (as in 09b): no status writes, a deleted PVC
@@ -379,6 +380,11 @@ class Store:
         self.controller_delay = controller_delay
         self.crd_delay = crd_delay
         self.namespace_delay = namespace_delay
+        # The deployment controller writes status (and makes the ReplicaSet) a moment after a spec
+        # change, on the store's clock: a request sent right after the change does not see it yet, one
+        # a few requests later does (03-change, second-recording/03 and 09: ~10 ms per request there).
+        self.status_delay = status_delay
+        self.due = []  # [deadline on self.clock, function, args]: controller work not yet done
         self.requests = 0
         self.writes = 0
         self.discovery = {}
@@ -527,7 +533,7 @@ class Store:
                                "message": "namespace %s is being terminated" % namespace,
                                "field": "metadata.namespace"}]})
 
-    def apply(self, res, namespace, name, body, manager, force=False, dry_run=False, update=False, strict=False):
+    def apply(self, res, namespace, name, body, manager, force=False, dry_run=False, update=False):
         """Server-side apply (update=False) or merge patch as an Update operation (update=True)."""
         with self.lock:
             key = self.key(res, namespace, name)
@@ -535,7 +541,7 @@ class Store:
             if update and live is None:
                 self.get(res, namespace, name)  # raises the recorded 404
             if not update:
-                validate(res, namespace, name, body, self.crd_schemas.get((res.group, res.plural)), strict)
+                validate(res, namespace, name, body, self.crd_schemas.get((res.group, res.plural)))
             if live is None:
                 self.check_namespace(res, namespace, name)
             gv = res.group_version
@@ -583,10 +589,11 @@ class Store:
             if res.namespaced:
                 merged["metadata"]["namespace"] = namespace
             # As the real server does: the manager's time moves to "now" when the merged object
-            # differs from the stored one (before canonicalisation), then storage skips the write if
-            # the final object is byte-for-byte what it has. Hence a Secret's stringData and a
-            # non-canonical quantity rewrite the object in every later second, but not twice in one
-            # second (02-apply-create-reapply).
+            # differs from the stored one (before canonicalisation); if the final object differs from
+            # the stored one only in managedFields times, the old managedFields are kept and nothing
+            # is written. So a Secret's stringData or a non-canonical quantity (applied form never
+            # equal to the stored form) re-applied in a later second is a no-op (02-apply-create-reapply;
+            # Kubernetes 1.24 rewrote the object in every later second).
             old_entries = {(m["manager"], m["operation"], m.get("subresource", "")): m for m in managers}
             pvc_bump = live is not None and key in self.pvc_first_reapply and not update
             touched = live is None or merged != base or pvc_bump or me not in old_entries
@@ -637,7 +644,9 @@ class Store:
                     meta["generation"] = live["metadata"].get("generation", 1) + 1
             stored["apiVersion"], stored["kind"] = gv, res.kind
             stored = order_object(stored)
-            if live is not None and stored == live:
+            if live is not None and without_times(stored) == without_times(live):
+                meta["managedFields"] = live["metadata"].get("managedFields", [])
+            if live is not None and stored == live and not pvc_bump:
                 return 200, copy.deepcopy(live)  # nothing to write: resourceVersion stays
             if dry_run:
                 if live is None:
@@ -662,8 +671,7 @@ class Store:
                 self.crd_changed(stored)
             if self.controllers and res.kind in WORKLOAD_KINDS and \
                     (live is None or meta.get("generation") != live["metadata"].get("generation")):
-                # the controller's status write follows the spec change at once (real: within ms)
-                self.workload_status(key)
+                self.defer(self.status_delay, self.workload_status, key)
             if self.controllers and res.kind == "Job" and live is None:
                 self.schedule(self.controller_delay, self.job_status, key)
             return (201 if live is None else 200), response
@@ -677,21 +685,21 @@ class Store:
                 obj["status"] = {"phase": "Terminating"}
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
-                if self.controllers:  # finished on the stand-in's clock (recorded: 3 s still there, gone by 5.5 s)
+                if self.controllers:  # finished on the stand-in's clock (recorded: 3 s still there, gone by 5.3 s)
                     self.namespace_deadlines[name] = self.clock() + self.namespace_delay
                 return copy.deepcopy(obj)
             if res.kind == "PersistentVolumeClaim":
                 obj["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock())
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
-                self.schedule(self.controller_delay, self.remove, key)
+                self.defer(self.controller_delay, self.remove, key)
                 return copy.deepcopy(obj)
             if propagation == "Foreground":
                 obj["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock())
                 obj["metadata"]["finalizers"] = ["foregroundDeletion"]
                 obj["metadata"]["resourceVersion"] = self.next_rv()
                 self.objects[key] = obj
-                self.schedule(self.controller_delay, self.remove, key)
+                self.defer(self.controller_delay, self.remove, key)
                 return copy.deepcopy(obj)
             self.remove(key)
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -738,11 +746,24 @@ class Store:
                 "resourceVersion": self.next_rv()}, "spec": template.get("spec", {}),
                 "status": {"phase": "Running" if self.kubelet else "Pending"}}
 
+    def defer(self, delay, fn, *args, always=False):
+        """Controller work done once the store's clock has passed `delay` (see tick): on the clock a
+        replay advances, not in a thread, so "right after" and "a moment later" do not race."""
+        if self.controllers or always:
+            with self.lock:
+                self.due.append((self.clock() + delay, fn, args))
+
     def tick(self):
         for name, deadline in list(self.namespace_deadlines.items()):
             if self.clock() >= deadline:
                 del self.namespace_deadlines[name]
                 self.finish_namespace(name)
+        with self.lock:
+            now = self.clock()
+            ready = [d for d in self.due if d[0] <= now]
+            self.due = [d for d in self.due if d[0] > now]
+            for _deadline, fn, args in ready:
+                fn(*args)
 
     def finish_namespace(self, name):
         with self.lock:
@@ -774,9 +795,9 @@ class Store:
                 res = Resource(group, v["name"], plural, kind, namespaced, custom=True)
                 self.crd_schemas[(group, plural)] = v.get("schema", {}).get("openAPIV3Schema")
                 # The real server serves the new group a little after the CRD is created (08-crd:
-                # an immediate CR apply got "404 page not found").
-                self.schedule(self.crd_delay, self.served_crds.__setitem__, (group, v["name"], plural), res,
-                              always=True)
+                # an immediate CR apply got "404 page not found", one ~30 ms later was served).
+                self.defer(self.crd_delay, self.served_crds.__setitem__, (group, v["name"], plural), res,
+                           always=True)
 
     def job_status(self, key):
         """What the Job controller writes: active while the pod runs, then Complete (batch/v1 JobStatus)."""
@@ -818,6 +839,8 @@ class Store:
                     {"type": "Progressing", "status": "True", "lastUpdateTime": stamp, "lastTransitionTime": stamp,
                      "reason": "ReplicaSetUpdated", "message": 'ReplicaSet "%s" is progressing.' % key[2]}]
             if obj["kind"] == "Deployment":
+                # Kubernetes 1.35's deployment controller also counts terminating pods (always written)
+                status["terminatingReplicas"] = 0
                 status["conditions"] = conditions
                 self.replicaset_for(obj)
             self.controller_status_write(obj, status, "apps/v1", stamp)
@@ -830,6 +853,14 @@ class Store:
                    "time": stamp, "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}, "subresource": "status"})
         obj["metadata"]["managedFields"] = mf
         obj["metadata"]["resourceVersion"] = self.next_rv()
+
+
+def without_times(obj):
+    """The object without its managedFields times (what decides whether a write is only a new time)."""
+    out = copy.deepcopy(obj)
+    for m in out.get("metadata", {}).get("managedFields", []):
+        m.pop("time", None)
+    return out
 
 
 def strip_meta(obj):
@@ -900,11 +931,11 @@ def match_selector(labels, selector):
 
 
 def invalid(res, name, causes):
-    group_label = "extensions" if res.kind == "Ingress" else res.group  # as recorded (06-invalid)
-    kind_label = "%s.%s" % (res.kind, group_label) if group_label else res.kind
+    # the resource's own group (Kubernetes 1.24 said Ingress.extensions for networking.k8s.io/v1)
+    kind_label = "%s.%s" % (res.kind, res.group) if res.group else res.kind
     message = '%s "%s" is invalid: %s' % (kind_label, name, ", ".join(
         "%s: %s" % (c["field"], c["message"]) for c in causes))
-    return ApiError(422, "Invalid", message, {"name": name, "group": group_label, "kind": res.kind,
+    return ApiError(422, "Invalid", message, {"name": name, "group": res.group, "kind": res.kind,
                                                "causes": causes})
 
 
@@ -916,11 +947,11 @@ def typed_patch_error(res, namespace, name, errors):
     return ApiError(500, None, head + "errors:\n" + "\n".join("  " + e for e in errors))
 
 
-def validate(res, namespace, name, body, crd_schema, strict=False):
+def validate(res, namespace, name, body, crd_schema):
     meta = body.get("metadata") or {}
     if body.get("apiVersion") not in (None, res.group_version):
-        raise ApiError(400, "BadRequest", "Incorrect version specified in apply patch. Specified patch version: "
-                       "%s, expected: %s" % (body.get("apiVersion"), res.group_version))
+        group, _, version = str(body["apiVersion"]).rpartition("/")
+        raise ApiError(400, "BadRequest", "invalid object type: %s/%s, Kind=%s" % (group, version, body.get("kind")))
     if res.namespaced and meta.get("namespace") not in (None, namespace):
         raise ApiError(400, "BadRequest",
                        "the namespace of the provided object does not match the namespace sent on the request")
@@ -937,10 +968,9 @@ def validate(res, namespace, name, body, crd_schema, strict=False):
             errors.append(".spec.replicas: expected numeric (int or float), got %s"
                           % ("string" if isinstance(spec["replicas"], str) else type(spec["replicas"]).__name__))
         if errors:
-            # fieldValidation=Strict lists every unknown field; otherwise only the first is named
-            # (06-invalid), the outermost one.
-            errors = sorted(errors, reverse=True) if strict else [min(errors, key=lambda e: e.count("."))]
-            raise typed_patch_error(res, namespace, name, errors)
+            # Only the first is named, the outermost one, whatever fieldValidation says (06-invalid;
+            # Kubernetes 1.24 listed every unknown field with fieldValidation=Strict).
+            raise typed_patch_error(res, namespace, name, [min(errors, key=lambda e: e.count("."))])
         causes = []
         if isinstance(spec.get("replicas"), int) and spec["replicas"] < 0:
             causes.append({"reason": "FieldValueInvalid",
@@ -950,8 +980,8 @@ def validate(res, namespace, name, body, crd_schema, strict=False):
         labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         if any(labels.get(k) != v for k, v in sel.items()):
             causes.append({"reason": "FieldValueInvalid",
-                           "message": "Invalid value: map[string]string{%s}: `selector` does not match template `labels`"
-                           % ", ".join('"%s":"%s"' % kv for kv in sorted(labels.items())),
+                           "message": "Invalid value: %s: `selector` does not match template `labels`"
+                           % json.dumps(labels, sort_keys=True, separators=(",", ":")),
                            "field": "spec.template.metadata.labels"})
         if causes:
             raise invalid(res, name, causes)
@@ -1050,7 +1080,11 @@ class Handler(BaseHTTPRequestHandler):
                                '"%s" %s' % (target, user, verb, plural, group, where),
                                dict({"kind": plural}, **({"name": m.group("name")} if m and m.group("name") else {})))
             if method == "GET" and (path in ("/api", "/apis", "/api/v1") or re.fullmatch(r"/apis/[^/]+/[^/]+", path)):
-                return self.send_body(200, store.discovery_doc(path))
+                doc = store.discovery_doc(path)
+                if path == "/api":  # a server names its own address (recorded as a placeholder)
+                    doc = dict(doc, serverAddressByClientCIDRs=[{
+                        "clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % self.server.server_address[:2]}])
+                return self.send_body(200, doc)
             if not m:
                 raise page_not_found()
             group = m.group("g") or ""
@@ -1084,8 +1118,7 @@ class Handler(BaseHTTPRequestHandler):
                     body = yaml.safe_load(raw.decode() or "{}")
                     if not isinstance(body, dict):
                         raise ApiError(400, "BadRequest", "error decoding YAML: the body is not an object")
-                    status, obj = store.apply(res, ns, name, body, manager, query.get("force") == "true", dry,
-                                              strict=query.get("fieldValidation") == "Strict")
+                    status, obj = store.apply(res, ns, name, body, manager, query.get("force") == "true", dry)
                     return self.send_body(status, obj)
                 if ctype == "application/merge-patch+json":
                     body = json.loads(raw or b"{}")
