@@ -37,6 +37,7 @@ def by_kind(manifests, kind, name=None):
     ({"host": "PGG.Example.org"}, "host", "not a fully qualified domain name"),
     ({"image": "registry.gitlab.example.org/lab/pgg"}, "image", "has no tag"),
     ({"image": "registry.gitlab.example.org/lab/pgg:latest"}, "image", "':latest'"),
+    ({"image": "registry.example.org:5000/lab/pgg"}, "image", "has no tag"),
     ({"image": "Not An Image"}, "image", "not a valid image reference"),
     ({"admin_password": "short"}, "admin_password", "too short"),
     ({"rest_key": "abc"}, "rest_key", "too short"),
@@ -70,6 +71,17 @@ def test_duplicate_names_and_hosts_are_refused():
     other = dict(GOOD, name="trust")
     with pytest.raises(r.SpecError, match="already used by experiment public-goods"):
         r.render_all([GOOD, other])
+
+
+@pytest.mark.parametrize("image", [
+    "registry.gitlab.example.org/lab/pgg:20241201",   # a numeric tag (a pipeline IID, an all-digit short SHA)
+    "registry.example.org:5000/lab/pgg:1",            # a registry port and a numeric tag
+    "localhost:5000/pgg:v1",
+    "registry.gitlab.example.org/lab/pgg@sha256:" + "b" * 64,
+])
+def test_pinned_images_are_accepted(image):
+    dep = by_kind(render_one(image=image)["manifests"], "Deployment", "otree")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
 def test_objects_and_order():
