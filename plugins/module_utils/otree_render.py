@@ -349,7 +349,7 @@ def render(spec, secret_values, image_override=None):
     out.append({"apiVersion": "v1", "kind": "Service", "metadata": meta("otree", "otree"), "spec": {
         "type": "ClusterIP", "selector": _selector(spec, "otree"),
         "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}})
-    out.append(ingress(spec))
+    out += ingress_objects(spec)
     return out
 
 
@@ -539,10 +539,20 @@ def otree_deployment_spec(spec, image, pull_secrets):
             "template": {"metadata": {"labels": labels(spec, "otree")}, "spec": pod}}
 
 
-def ingress(spec):
+HTTPS_REDIRECT = "redirect-to-https"
+
+
+def ingress_objects(spec):
+    """The Ingress serving oTree over HTTPS (TLS at the ingress, the certificate from the ClusterIssuer).
+    With ingress-nginx (class public or nginx) its ssl-redirect sends http:// to https://. Traefik (class
+    traefik, MicroK8s 1.35) serves the HTTPS Ingress on its websecure entry point only, so http:// was a
+    404: a second Ingress on the web entry point redirects through a Middleware (Traefik's CRD, installed
+    by the ingress addon). ACME HTTP-01 still works: cert-manager's solver Ingress for the same host has
+    the longer path, which Traefik prefers."""
     annotations = {"cert-manager.io/cluster-issuer": spec["cluster_issuer"]}
     timeout = str(spec["websocket_timeout"])
-    if spec["ingress_class"] in ("public", "nginx"):
+    traefik = spec["ingress_class"] not in ("public", "nginx")
+    if not traefik:
         # ingress-nginx closes idle proxied connections after 60 s: oTree pages keep a websocket open
         annotations.update({"nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
                             "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
@@ -550,13 +560,23 @@ def ingress(spec):
     else:
         annotations.update({"traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
                             "traefik.ingress.kubernetes.io/router.tls": "true"})
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
+    rules = [{"host": spec["host"], "http": {"paths": [{
+        "path": "/", "pathType": "Prefix", "backend": {"service": {"name": "otree", "port": {"name": "http"}}}}]}}]
+    out = [{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
         "name": "otree", "namespace": spec["namespace"], "labels": labels(spec, "otree"), "annotations": annotations},
         "spec": {"ingressClassName": spec["ingress_class"],
-                 "tls": [{"hosts": [spec["host"]], "secretName": "otree-tls"}],
-                 "rules": [{"host": spec["host"], "http": {"paths": [{
-                     "path": "/", "pathType": "Prefix",
-                     "backend": {"service": {"name": "otree", "port": {"name": "http"}}}}]}}]}}
+                 "tls": [{"hosts": [spec["host"]], "secretName": "otree-tls"}], "rules": rules}}]
+    if traefik:
+        out.append({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware", "metadata": {
+            "name": HTTPS_REDIRECT, "namespace": spec["namespace"], "labels": labels(spec, "otree")},
+            "spec": {"redirectScheme": {"scheme": "https", "permanent": True}}})
+        out.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
+            "name": "otree-http", "namespace": spec["namespace"], "labels": labels(spec, "otree"), "annotations": {
+                "traefik.ingress.kubernetes.io/router.entrypoints": "web",
+                "traefik.ingress.kubernetes.io/router.middlewares":
+                    "%s-%s@kubernetescrd" % (spec["namespace"], HTTPS_REDIRECT)}},
+            "spec": {"ingressClassName": spec["ingress_class"], "rules": rules}})
+    return out
 
 
 def render_all(experiments, existing_secrets=None, defaults=None):

@@ -2,6 +2,9 @@
 
 - kubernetes-validate --strict for every Kubernetes version the supported MicroK8s channels carry:
   1.31 (the first with cert-manager >= 1.14) to 1.35 (the last that runs on Ubuntu 20.04's cgroup v1).
+- Traefik's Middleware (a CRD kind kubernetes-validate has no schema for) against the CRD of the
+  Traefik release the node runs, from its Go module (tests/k8s/components/traefik), strictly (no field
+  the schema does not have).
 - checkov: every failed check on a rendered workload must be in ACCEPTED with its reason.
 The tools live in their own virtualenv (scripts/aux-venv.sh tests/manifests/requirements-tools.txt).
 """
@@ -12,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -73,7 +77,47 @@ def test_schema_strict(tools, rendered, version):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     passed = proc.stdout.count(" passed for resource ")
-    assert passed == len(manifests), "only %d of %d objects validated:\n%s" % (passed, len(manifests), proc.stdout)
+    builtin = [m for m in manifests if m["apiVersion"] not in CRD_KINDS]
+    assert passed == len(builtin), "only %d of %d objects validated:\n%s" % (passed, len(builtin), proc.stdout)
+
+
+CRD_KINDS = {"traefik.io/v1alpha1"}
+
+
+def strict(schema):
+    """An openAPIV3Schema as the API server applies it to a structural CRD: unknown fields refused."""
+    if isinstance(schema, dict):
+        schema = {k: strict(v) for k, v in schema.items()}
+        if schema.get("type") == "object" and "properties" in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema.setdefault("additionalProperties", False)
+    elif isinstance(schema, list):
+        schema = [strict(v) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="module")
+def traefik_crds():
+    mod = subprocess.run(["go", "mod", "download", "-json", "github.com/traefik/traefik/v3"], capture_output=True,
+                         text=True, check=True, cwd=str(ROOT / "tests" / "k8s" / "components" / "traefik"))
+    crds = yaml.safe_load_all((Path(json.loads(mod.stdout)["Dir"]) / "integration" / "fixtures" / "k8s" /
+                               "01-traefik-crd.yml").read_text())
+    return {(c["spec"]["group"] + "/" + v["name"], c["spec"]["names"]["kind"]): v["schema"]["openAPIV3Schema"]
+            for c in crds if c for v in c["spec"]["versions"]}
+
+
+def test_traefik_objects_against_traefiks_crds(rendered, traefik_crds):
+    _, manifests = rendered
+    crd_objects = [m for m in manifests if m["apiVersion"] in CRD_KINDS]
+    for obj in crd_objects:
+        schema = traefik_crds[(obj["apiVersion"], obj["kind"])]
+        jsonschema.validate(obj, strict(schema))
+    # the schema is really applied: a misspelt field is refused
+    if crd_objects:
+        bad = dict(crd_objects[0], spec={"redirectSchema": {"scheme": "https"}})
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, strict(traefik_crds[(bad["apiVersion"], bad["kind"])]))
+    assert bool(crd_objects) == (manifests[0]["metadata"]["name"] == "otree-trust")  # the traefik spec has one
 
 
 def test_checkov_findings_all_have_reasons(tools, rendered):

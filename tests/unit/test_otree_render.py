@@ -166,6 +166,22 @@ def test_ingress_tls_issuer_and_websocket_settings(klass, annotation):
     assert ing["spec"]["tls"][0]["hosts"] == ["pgg.experiments.example.org"]
 
 
+def test_traefik_redirects_http_to_https_and_nginx_needs_no_extra_objects():
+    m = render_one(ingress_class="traefik")["manifests"]
+    mw = by_kind(m, "Middleware", "redirect-to-https")
+    assert mw["apiVersion"] == "traefik.io/v1alpha1"
+    assert mw["spec"] == {"redirectScheme": {"scheme": "https", "permanent": True}}
+    http = by_kind(m, "Ingress", "otree-http")
+    assert http["metadata"]["annotations"] == {
+        "traefik.ingress.kubernetes.io/router.entrypoints": "web",
+        "traefik.ingress.kubernetes.io/router.middlewares": "otree-public-goods-redirect-to-https@kubernetescrd"}
+    assert "tls" not in http["spec"] and http["spec"]["rules"] == by_kind(m, "Ingress", "otree")["spec"]["rules"]
+    assert by_kind(m, "Ingress", "otree")["metadata"]["annotations"][
+        "traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
+    nginx = render_one(ingress_class="public")["manifests"]
+    assert [o["metadata"]["name"] for o in nginx if o["kind"] in ("Ingress", "Middleware")] == ["otree"]
+
+
 def test_pull_secret_for_the_gitlab_registry():
     m = render_one(image_pull_secret={"registry": "registry.gitlab.example.org", "username": "deploy-token-1",
                                       "password": "gldt-secret-value"})["manifests"]
