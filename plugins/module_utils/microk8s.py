@@ -98,6 +98,17 @@ def plan(status, wanted, disable_unlisted=False, keep=("ha-cluster", "helm", "he
     return to_enable, to_disable, unknown
 
 
+def unapplied_args(status, wanted):
+    """Warnings for addons asked for with arguments that are already enabled: MicroK8s enables an
+    addon once and `enable` of an enabled addon ignores its arguments (e.g. dns, which MicroK8s 1.35
+    enables at install with the host's resolvers, asked for as dns:10.0.0.2)."""
+    return ["%s is already enabled, so its arguments (%s) were not applied: MicroK8s keeps those it was "
+            "enabled with. To change them run `microk8s disable %s` on the host and run this again (or give "
+            "them in MicroK8s' launch configuration, /etc/microk8s.yaml, before installing)." % (
+                a["name"], " ".join(a["args"]), a["name"])
+            for a in wanted if a["args"] and status["addons"].get(a["name"]) == "enabled"]
+
+
 def enable_argv(binary, addon):
     """`microk8s enable NAME[:ARG]` for a string item, `microk8s enable NAME ARGS...` for a mapping."""
     return [binary, "enable"] + addon["command"]

@@ -98,7 +98,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.oforest.otree.plugins.module_utils.microk8s import (
-    HAS_YAML, StatusError, enable_argv, normalize_addons, parse_status, plan)
+    HAS_YAML, StatusError, enable_argv, normalize_addons, parse_status, plan, unapplied_args)
 
 
 class MicroK8s:
@@ -191,6 +191,8 @@ def main():
         module.fail_json(msg="addons: this MicroK8s has no addon named %s (it has: %s). Community addons need "
                          "`microk8s enable community` first and are named community/<name>." % (
                              ", ".join(unknown), ", ".join(known)))
+    for warning in unapplied_args(status, wanted):
+        module.warn(warning)
     enabled = [a["name"] for a in to_enable]
     changed = bool(to_enable or to_disable)
     diff = {"before": "".join("%s: %s\n" % (n, s) for n, s in sorted(status["addons"].items()) if "/" not in n)}

@@ -55,6 +55,16 @@ def test_plan_enables_only_what_is_missing_and_reports_unknown():
     assert to_disable == [] and unknown == ["gpu"]
 
 
+def test_arguments_of_an_enabled_addon_are_reported_as_not_applied():
+    status = m.parse_status((FIXTURES / "v1.35-traefik.yaml").read_text())
+    assert status["addons"]["dns"] == "enabled" and status["addons"]["metallb"] == "disabled"
+    wanted = m.normalize_addons(["dns:10.0.0.2", {"name": "metallb", "args": ["10.0.0.100-10.0.0.110"]}, "rbac"])
+    warnings = m.unapplied_args(status, wanted)
+    assert len(warnings) == 1 and warnings[0].startswith("dns is already enabled, so its arguments (10.0.0.2)")
+    assert "microk8s disable dns" in warnings[0]
+    assert m.unapplied_args(status, m.normalize_addons(["dns", "ingress"])) == []
+
+
 def test_plan_disables_unlisted_but_keeps_what_microk8s_enables_itself():
     status = m.parse_status((FIXTURES / "v1.35-traefik.yaml").read_text())
     _, to_disable, _ = m.plan(status, m.normalize_addons(["dns", "rbac"]), disable_unlisted=True)
