@@ -25,6 +25,7 @@ PLAYBOOK = """
       vars:
         otree_experiment_kubeconfig: "{{ kubeconfig }}"
         otree_experiment_wait_timeout: 5
+        otree_experiment_ingress_class: public   # the control plane has no ingress controller
         otree_experiment_experiments:
           - name: "{{ experiment }}"
             host: secrets-test.experiments.example.org
