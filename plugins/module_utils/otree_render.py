@@ -570,12 +570,12 @@ def ingress_objects(spec):
         out.append({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware", "metadata": {
             "name": HTTPS_REDIRECT, "namespace": spec["namespace"], "labels": labels(spec, "otree")},
             "spec": {"redirectScheme": {"scheme": "https", "permanent": True}}})
+        redirect = {"traefik.ingress.kubernetes.io/router.entrypoints": "web",
+                    "traefik.ingress.kubernetes.io/router.middlewares":
+                        "%s-%s@kubernetescrd" % (spec["namespace"], HTTPS_REDIRECT)}
         out.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
-            "name": "otree-http", "namespace": spec["namespace"], "labels": labels(spec, "otree"), "annotations": {
-                "traefik.ingress.kubernetes.io/router.entrypoints": "web",
-                "traefik.ingress.kubernetes.io/router.middlewares":
-                    "%s-%s@kubernetescrd" % (spec["namespace"], HTTPS_REDIRECT)}},
-            "spec": {"ingressClassName": spec["ingress_class"], "rules": rules}})
+            "name": "otree-http", "namespace": spec["namespace"], "labels": labels(spec, "otree"),
+            "annotations": redirect}, "spec": {"ingressClassName": spec["ingress_class"], "rules": rules}})
     return out
 
 
