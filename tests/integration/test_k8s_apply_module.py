@@ -4,14 +4,9 @@ stores nothing, secrets never appear in the output, even with -vvv and --diff.""
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import yaml
+from .playbook import ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "very-secret-admin-pw-4711"
 
 PLAYBOOK = """
@@ -41,14 +36,8 @@ PLAYBOOK = """
 
 
 def run_playbook(tmp_path, kubeconfig, namespace, *args, auth_level="STUDY"):
-    pb = tmp_path / "pb.yml"
-    pb.write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb),
-           "-e", "kubeconfig=%s auth_level=%s ns=%s" % (kubeconfig, auth_level, namespace)] + list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
+    proc = ansible_playbook(tmp_path, PLAYBOOK, "-e", "kubeconfig=%s auth_level=%s ns=%s" % (
+        kubeconfig, auth_level, namespace), *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 

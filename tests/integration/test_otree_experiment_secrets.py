@@ -7,14 +7,10 @@ and the apply's wait gives up."""
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
+from .playbook import ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_TOKEN = "gldt-deploy-token-8c1f0e"
 
 PLAYBOOK = """
@@ -39,15 +35,9 @@ PLAYBOOK = """
 
 def test_a_failing_apply_prints_no_secret(tmp_path, cluster):
     name = "sec-%s" % uuid.uuid4().hex[:6]
-    pb = tmp_path / "pb.yml"
-    pb.write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb),
-           "-vvv", "-e", "kubeconfig=%s experiment=%s" % (cluster.kubeconfig, name)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+        proc = ansible_playbook(tmp_path, PLAYBOOK, "-vvv", "-e", "kubeconfig=%s experiment=%s" % (
+            cluster.kubeconfig, name), timeout=300)
         out = proc.stdout + proc.stderr
         # it failed where it should: the apply task, on this experiment's item
         assert proc.returncode != 0, out
