@@ -19,6 +19,13 @@ from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import open_url
 
 RUNNER_TYPES = ("instance_type", "group_type", "project_type")
+# What an access token needs for the whole runner lifecycle (GitLab registers no scope as implying
+# another): read_api to look up the project or group and list its runners (GET requests), create_runner
+# for POST /user/runners, manage_runner for /runners/:id (update, reset the token, delete).
+TOKEN_SCOPES = ("read_api", "create_runner", "manage_runner")
+# POST /runners/verify ensures a runner manager under this system_id (one, reused by every check) instead
+# of the "<legacy>" manager GitLab makes when a call sends none.
+VERIFY_SYSTEM_ID = "oforest-otree-token-check"
 UPDATABLE = ("description", "paused", "tag_list", "run_untagged", "locked", "access_level", "maximum_timeout")
 
 
@@ -70,12 +77,13 @@ class GitLab(object):
             detail = "; ".join("%s %s" % (k, ", ".join(v) if isinstance(v, list) else v) for k, v in detail.items())
         if code == 401:
             return ("GitLab refused the access token (401) for %s: it is wrong, expired or revoked. Make a "
-                    "personal access token with the create_runner scope (Preferences > Access tokens)." % what)
+                    "personal access token with the scopes %s (Preferences > Access tokens)."
+                    % (what, ", ".join(TOKEN_SCOPES)))
         if code == 403:
             if payload.get("error") == "insufficient_scope":
-                return ("The access token lacks the scope needed for %s (403 insufficient_scope, needs %s): give it "
-                        "the create_runner scope (and manage_runner to find, update or rotate runners)."
-                        % (what, payload.get("scope", "create_runner")))
+                return ("The access token lacks the scope needed for %s (403 insufficient_scope; GitLab accepts %s "
+                        "there): give the token the scopes %s (or api)." % (
+                            what, payload.get("scope") or "another scope", ", ".join(TOKEN_SCOPES)))
             return ("GitLab forbids %s (403%s): the token's user needs the Maintainer role on the project or the "
                     "Owner role on the group (administrator for instance runners)."
                     % (what, (": " + detail) if detail else ""))
@@ -84,7 +92,7 @@ class GitLab(object):
                    "can see it." % (what, (": " + detail) if detail else "")
         if code == 410:
             return ("GitLab has runner registration tokens disabled (410) for %s: create the runner with an access "
-                    "token (api_token, create_runner scope) instead." % what)
+                    "token (api_token, scopes %s) instead." % (what, ", ".join(TOKEN_SCOPES)))
         return "GitLab answered %s for %s%s" % (code, what, (": " + detail) if detail else "")
 
     # -- lookups
@@ -134,7 +142,8 @@ class GitLab(object):
     def verify(self, token):
         """True when the runner authentication token is valid (POST /runners/verify, runner auth)."""
         try:
-            self.request("POST", "/runners/verify", data={"token": token}, auth=False, what="verifying a runner token")
+            self.request("POST", "/runners/verify", data={"token": token, "system_id": VERIFY_SYSTEM_ID}, auth=False,
+                         what="verifying a runner token")
             return True
         except GitLabError as e:
             if e.status == 403:

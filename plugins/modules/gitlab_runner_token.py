@@ -34,9 +34,10 @@ options:
     required: true
   api_token:
     description:
-      - Access token with the C(create_runner) scope (and C(manage_runner) to find, update, rotate and delete
-        runners), of a user with the Maintainer role on the project, the Owner role on the group or an
-        administrator for instance runners.
+      - Access token with the scopes C(read_api) (to look up the project or group and list its runners),
+        C(create_runner) (to create the runner) and C(manage_runner) (to update, rotate and delete it), or C(api)
+        instead of all three; GitLab lets no scope stand in for another. Its user needs the Maintainer role on
+        the project, the Owner role on the group or administrator rights for instance runners.
     type: str
   runner_type:
     description: The runner's scope.
@@ -189,6 +190,8 @@ def run(module, gl):
     elif rtype == "project_type":
         scope_id = gl.namespace_id("project", p["project"])
     found = [r for r in gl.list_runners(rtype, scope_id) if r.get("description") == p["description"]]
+    if rtype == "project_type":
+        found = owned_by(gl, found, scope_id)
 
     if p["state"] == "absent":
         if not found:
@@ -237,12 +240,23 @@ def run(module, gl):
     return result
 
 
+def owned_by(gl, listed, project_id):
+    """GitLab lists a project's runners together with runners of other projects enabled on it: keep the
+    ones this project owns (the first of the runner's projects), never touch another project's runner."""
+    owned = []
+    for r in listed:
+        projects = gl.runner(r["id"]).get("projects") or []
+        if projects and projects[0].get("id") == project_id:
+            owned.append(r)
+    return owned
+
+
 def without_api_token(module, gl, want):
     p = module.params
     if p["state"] == "absent":
-        module.fail_json(msg="api_token: deleting a runner needs an access token with the manage_runner scope.")
+        module.fail_json(msg="api_token: deleting a runner needs an access token (scopes read_api and manage_runner).")
     if p["rotate"]:
-        module.fail_json(msg="api_token: rotating a runner's token needs an access token (manage_runner scope).")
+        module.fail_json(msg="api_token: rotating a runner's token needs an access token (scopes read_api and manage_runner).")
     if p["runner_token"]:
         if gl.verify(p["runner_token"]):
             return dict(changed=False, action="kept", token=None, runner={"description": p["description"]})
@@ -251,7 +265,7 @@ def without_api_token(module, gl, want):
                              "it): it was deleted or rotated. Make a new runner in GitLab (Settings > CI/CD > "
                              "Runners) or give api_token so the module can make one.")
     module.deprecate("registration_token: runner registration tokens are deprecated by GitLab (disabled by default "
-                     "since 17.0, removed in 20.0); give api_token (create_runner scope) or a runner_token instead.",
+                     "since 17.0, removed in 20.0); give api_token (scopes read_api, create_runner, manage_runner) or a runner_token instead.",
                      version="2.0.0", collection_name="oforest.otree")
     if module.check_mode:
         return dict(changed=True, action="registered", token=None, runner={"description": p["description"]})
@@ -298,8 +312,8 @@ def main():
         module.fail_json(msg="gitlab_url: %r is not a URL; give GitLab's address like https://gitlab.example.org."
                          % p["gitlab_url"])
     if not (p["api_token"] or p["runner_token"] or p["registration_token"]):
-        module.fail_json(msg="api_token: give an access token with the create_runner scope (or a runner_token made in "
-                         "GitLab's UI).")
+        module.fail_json(msg="api_token: give an access token with the scopes read_api, create_runner and "
+                         "manage_runner (or a runner_token made in GitLab's UI).")
     if p["api_token"] and p["runner_type"] == "project_type" and not p["project"]:
         module.fail_json(msg="project: a project runner needs its project (ID or full path, e.g. lab/public-goods).")
     if p["api_token"] and p["runner_type"] == "group_type" and not p["group"]:

@@ -16,9 +16,24 @@ docs.gitlab.com/api/runners/): endpoints, field names, status codes and error bo
 Access tokens: PRIVATE-TOKEN header; unknown -> 401 {"message": "401 Unauthorized"}; a token without the
 scope -> 403 {"error": "insufficient_scope", ...}; a user without the role -> 403 {"message": "403 Forbidden"}.
 
+Scopes, as GitLab's source has them (no scope implies another; `scopes_for` below):
+  every endpoint accepts `api`, GET/HEAD ones also `read_api` (lib/api/api.rb: allow_access_with_scope
+  :api, and :read_api if request.get? || request.head?; checked in lib/api/api_guard.rb,
+  scopes_registered_for_endpoint, and lib/api/scope.rb); /runners/:id... also `manage_runner`
+  (lib/api/ci/runners.rb: its condition matches only paths /api/v4/runners/<id>...); POST /user/runners
+  also `create_runner` (lib/api/user_runners.rb). So a token with only create_runner and manage_runner
+  cannot look up a project or group or list their runners: those need read_api (or api). The 403 body's
+  `scope` lists the endpoint's scopes (Rack::OAuth2 insufficient_scope, as GitLab's docs show it).
+Side effects held to GitLab's source: POST /runners/verify ensures a runner manager keyed by
+`system_id`, "<legacy>" when absent (app/models/ci/runner.rb ensure_manager, lib/api/ci/runner.rb), and
+records a contact; GET /projects/:id/runners also lists runners owned by other projects and enabled on
+this one (Ci::Runner.owned_or_instance_wide, belonging_to_project via ci_runner_projects); GET
+/runners/:id lists the owner project first in `projects` (lib/api/entities/ci/runner_details.rb).
+
 Run: python -m tests.gitlab_standin.server --port 0 --state FILE.json  (prints the URL on stdout;
-FILE.json holds users, tokens, groups, projects; runners are kept in memory and exposed at
-GET /_standin/runners for tests).
+FILE.json holds users, tokens, groups, projects and optionally runners (owned by another project and
+enabled on some: {"runner_type", "scope_id", "description", "enabled_projects"}); runners are kept in
+memory and exposed at GET /_standin/runners for tests, with the managers verify made).
 """
 import argparse
 import json
@@ -44,6 +59,9 @@ class State:
         self.runners = {}
         self.next_id = 100
         self.requests = []
+        for r in seed.get("runners", []):
+            made = self.new_runner(r["runner_type"], r.get("scope_id"), r, None)
+            made["enabled_projects"] = list(r.get("enabled_projects", []))
 
     def find(self, table, ref):
         ref = unquote(ref)
@@ -72,7 +90,7 @@ class State:
             "description": attrs.get("description", ""), "paused": bool(attrs.get("paused", False)),
             "tag_list": list(attrs.get("tag_list") or []), "run_untagged": bool(attrs.get("run_untagged", True)),
             "locked": bool(attrs.get("locked", False)), "access_level": attrs.get("access_level", "not_protected"),
-            "maximum_timeout": attrs.get("maximum_timeout"),
+            "maximum_timeout": attrs.get("maximum_timeout"), "enabled_projects": [], "managers": {},
         }
         return self.runners[rid]
 
@@ -86,11 +104,24 @@ def brief(r):
 def details(r, state):
     out = brief(r)
     out.update({k: r[k] for k in RUNNER_FIELDS})
-    out["projects"] = ([{"id": int(r["scope_id"]), "path_with_namespace": state.projects[r["scope_id"]]["path"]}]
+    out["projects"] = ([{"id": int(key), "path_with_namespace": state.projects[key]["path"]}
+                        for key in [r["scope_id"]] + r["enabled_projects"]]
                        if r["runner_type"] == "project_type" else [])
     out["groups"] = ([{"id": int(r["scope_id"]), "web_url": "", "name": state.groups[r["scope_id"]]["path"]}]
                      if r["runner_type"] == "group_type" else [])
     return out
+
+
+def scopes_for(method, path):
+    """The access-token scopes GitLab registers for an endpoint (see the module docstring)."""
+    scopes = ["api"]
+    if method in ("GET", "HEAD"):
+        scopes.append("read_api")
+    if re.fullmatch(r"/runners/\d+(/.*)?", path):
+        scopes.append("manage_runner")
+    if method == "POST" and path == "/user/runners":
+        scopes.append("create_runner")
+    return scopes
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -117,14 +148,15 @@ class Handler(BaseHTTPRequestHandler):
             return json.loads(raw)
         return {k: v[0] for k, v in parse_qs(raw.decode()).items()}
 
-    def auth(self, scopes):
+    def auth(self):
         """The token's user, or None after answering 401/403 like GitLab."""
         token = self.headers.get("PRIVATE-TOKEN") or (self.headers.get("Authorization") or "").replace("Bearer ", "")
         info = self.server.state.tokens.get(token)
         if not info:
             self.send(401, {"message": "401 Unauthorized"})
             return None
-        if not set(scopes) & set(info["scopes"] + (["create_runner", "manage_runner"] if "api" in info["scopes"] else [])):
+        scopes = scopes_for(self.command, self.api_path)
+        if not set(scopes) & set(info["scopes"]):
             self.send(403, {"error": "insufficient_scope",
                             "error_description": "The request requires higher privileges than provided by the access token.",
                             "scope": " ".join(scopes)})
@@ -143,7 +175,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, list(st.runners.values()))
             if not path.startswith("/api/v4/"):
                 return self.send(404, {"message": "404 Not Found"})
-            return self.route(method, path[len("/api/v4"):], q, data)
+            self.api_path = path[len("/api/v4"):]
+            return self.route(method, self.api_path, q, data)
 
     def route(self, method, path, q, data):
         st = self.server.state
@@ -151,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
         if m and method == "GET":
             kind = "group" if m.group(1) == "groups" else "project"
             table = st.groups if kind == "group" else st.projects
-            user = self.auth(["api", "read_api", "manage_runner", "create_runner"])
+            user = self.auth()
             if user is None:
                 return
             key, obj = st.find(table, m.group(2))
@@ -165,10 +198,11 @@ class Handler(BaseHTTPRequestHandler):
             rtype = kind + "_type"
             want = q.get("type")
             out = [brief(r) for r in st.runners.values()
-                   if r["runner_type"] == rtype and r["scope_id"] == key and (not want or want == rtype)]
+                   if r["runner_type"] == rtype and (r["scope_id"] == key or key in r["enabled_projects"])
+                   and (not want or want == rtype)]
             return self.send(200, self.page(out, q))
         if path == "/runners/all" and method == "GET":
-            user = self.auth(["api", "read_api", "manage_runner"])
+            user = self.auth()
             if user is None:
                 return
             if not st.users.get(user, {}).get("admin"):
@@ -181,13 +215,15 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/runners/verify" and method == "POST":
             for r in st.runners.values():
                 if data.get("token") and r["token"] == data.get("token"):
+                    manager = r["managers"].setdefault(data.get("system_id") or "<legacy>", {"contacts": 0})
+                    manager["contacts"] += 1
                     return self.send(200, {"id": r["id"], "token": r["token"], "token_expires_at": None})
             return self.send(403, {"message": "403 Forbidden"})
         if path == "/runners" and method == "POST":
             return self.register_legacy(data)
         m = re.fullmatch(r"/runners/(\d+)(/reset_authentication_token)?", path)
         if m:
-            user = self.auth(["api", "manage_runner"] if method != "GET" else ["api", "read_api", "manage_runner"])
+            user = self.auth()
             if user is None:
                 return
             r = st.runners.get(int(m.group(1)))
@@ -226,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def create(self, data):
         st = self.server.state
-        user = self.auth(["create_runner"])
+        user = self.auth()
         if user is None:
             return
         rtype = data.get("runner_type")

@@ -1,6 +1,7 @@
 """The gitlab_runner_token module, run by ansible-playbook against the STAND-IN GitLab API
-(tests/gitlab_standin: GitLab cannot run here; the stand-in follows GitLab's documented runner
-endpoints, fields, status codes and error bodies)."""
+(tests/gitlab_standin: GitLab cannot run here; the stand-in follows GitLab's runner endpoints, fields,
+status codes, error bodies, scope rules and side effects as GitLab's source has them: see its docstring
+for the files)."""
 import json
 import os
 import subprocess
@@ -16,13 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = {
     "users": {"root": {"admin": True}, "alice": {}, "dave": {}},
     "tokens": {
-        "glpat-alice-create": {"user": "alice", "scopes": ["create_runner", "manage_runner"]},
+        # the scopes README documents
+        "glpat-alice-create": {"user": "alice", "scopes": ["read_api", "create_runner", "manage_runner"]},
+        # the scopes README documented before: no read_api
+        "glpat-alice-runner-scopes": {"user": "alice", "scopes": ["create_runner", "manage_runner"]},
         "glpat-alice-readonly": {"user": "alice", "scopes": ["read_api"]},
-        "glpat-dave-create": {"user": "dave", "scopes": ["create_runner", "manage_runner"]},
+        "glpat-dave-create": {"user": "dave", "scopes": ["read_api", "create_runner", "manage_runner"]},
         "glpat-root-api": {"user": "root", "scopes": ["api"]},
     },
     "groups": {"7": {"path": "lab", "members": {"alice": "owner", "dave": "developer"}}},
-    "projects": {"42": {"path": "lab/public-goods", "group": "7", "members": {}}},
+    "projects": {"42": {"path": "lab/public-goods", "group": "7", "members": {}},
+                 "43": {"path": "lab/trust", "group": "7", "members": {}}},
     "registration_tokens": {"GR1348941legacy": {"type": "project_type", "scope_id": "42"}},
 }
 
@@ -119,8 +124,11 @@ def test_check_mode_creates_nothing(gitlab, tmp_path):
 
 
 @pytest.mark.parametrize("args, status, words", [
-    ({"api_token": "glpat-wrong"}, 401, ["401", "create_runner"]),
+    ({"api_token": "glpat-wrong"}, 401, ["401", "read_api, create_runner, manage_runner"]),
     ({"api_token": "glpat-alice-readonly"}, 403, ["insufficient_scope", "create_runner"]),
+    # GitLab registers only api and read_api for GET /projects/:id: the runner scopes alone fail there
+    ({"api_token": "glpat-alice-runner-scopes"}, 403, ["insufficient_scope", "project lab/public-goods",
+                                                       "read_api, create_runner, manage_runner"]),
     ({"api_token": "glpat-dave-create"}, 403, ["Maintainer"]),
     ({"project": "lab/no-such-project"}, 404, ["lab/no-such-project", "404"]),
     ({"runner_type": "group_type", "group": "no-such-group"}, 404, ["no-such-group", "404 Group Not Found"]),
@@ -132,6 +140,33 @@ def test_errors_say_what_to_fix_and_change_nothing(gitlab, tmp_path, args, statu
     for w in words:
         assert w in out["msg"], out["msg"]
     assert runners(httpd) == []
+
+
+def test_a_runner_of_another_project_enabled_here_is_never_touched(gitlab, tmp_path):
+    """GitLab lists runners enabled from other projects among a project's runners (same description:
+    a lab's naming convention); the module must make its own, not re-token or change the other one."""
+    httpd, url = gitlab
+    other = httpd.state.new_runner("project_type", "43", {"description": "otree-public-goods", "tag_list": ["x"]},
+                                   "alice")
+    other["enabled_projects"] = ["42"]
+    other_token = other["token"]
+    _, out = run_module(tmp_path, url, BASE)
+    assert out["action"] == "created" and out["runner"]["id"] != other["id"]
+    assert other["token"] == other_token and other["tag_list"] == ["x"]
+    _, out = run_module(tmp_path, url, dict(BASE, runner_token=out["token"]))
+    assert out["action"] == "kept" and len(runners(httpd)) == 2
+
+
+def test_token_checks_do_not_pile_up_legacy_runner_managers(gitlab, tmp_path):
+    """POST /runners/verify without system_id makes GitLab keep a "<legacy>" runner manager; the module's
+    checks use one system_id of their own, reused by every run."""
+    httpd, url = gitlab
+    _, out = run_module(tmp_path, url, BASE)
+    for _ in range(2):
+        run_module(tmp_path, url, dict(BASE, runner_token=out["token"]))
+    [r] = runners(httpd)
+    assert list(r["managers"]) == ["oforest-otree-token-check"] and r["managers"]["oforest-otree-token-check"][
+        "contacts"] == 2
 
 
 def test_group_and_instance_runners(gitlab, tmp_path):
