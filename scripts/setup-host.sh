@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(podman runc iptables nftables netavark aardvark-dns buildah debootstrap uidmap
           slirp4netns fuse-overlayfs curl rsync git make python3-venv
-          postgresql chromium   # the oTree runtime tests: Debian's PostgreSQL, headless browser bots
+          postgresql chromium libnss3-tools  # oTree runtime + HTTPS bots: PostgreSQL, Chromium, its NSS db
           gcc libc6-dev squashfs-tools)  # the node snap: pause built static, the snap packed
 
 if [ "$(id -u)" != 0 ]; then

@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 
 from ansible_collections.oforest.otree.plugins.module_utils import otree_render  # noqa: E402
+from tests.runtime import browser_bots  # noqa: E402
+from tests.runtime.browser_bots import otree_venv  # noqa: E402,F401
 
 SAMPLE = Path(__file__).resolve().parent / "sample_project"
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1] if Path("/usr/lib/postgresql").exists() else None
@@ -40,12 +42,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def otree_venv():
-    out = subprocess.run([str(ROOT / "scripts" / "aux-venv.sh"), "tests/runtime/requirements-otree.txt"],
-                         capture_output=True, text=True, check=True, cwd=str(ROOT))
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -162,36 +158,10 @@ def otree_run(postgres, rendered, tmp_path_factory):
 def played(otree_run, tmp_path_factory):
     """A session played to the end by oTree's own browser bots against the running server."""
     server, values, postgres = otree_run
-    tmp_path = tmp_path_factory.mktemp("bots")
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed: run scripts/setup-host.sh"
-    # oTree launches one browser with a URL per participant; headless Chromium takes one target per
-    # process, so the wrapper starts one per URL and stops them when oTree's launcher stops it.
-    wrapper = tmp_path / "chromium-headless"
-    wrapper.write_text("""#!/bin/bash
-flags=(); urls=()
-for a in "$@"; do case "$a" in --remote-debugging-port=*) ;; --*) flags+=("$a");; *) urls+=("$a");; esac; done
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; exit 0' TERM INT
-i=0
-for u in "${urls[@]}"; do
-  %s --no-sandbox --disable-dev-shm-usage --disable-background-networking --disable-component-update \\
-     --no-first-run --user-data-dir=%s/profile-$i --remote-debugging-port=$((9300 + i)) "${flags[@]}" "$u" \\
-     >/dev/null 2>&1 &
-  pids+=($!); i=$((i + 1))
-done
-wait
-""" % (chromium, tmp_path))
-    wrapper.chmod(0o755)
-    env = {"PATH": "%s/bin:/usr/bin:/bin" % server.venv, "HOME": str(tmp_path),
-           "OTREE_REST_KEY": values["OTREE_REST_KEY"], "OTREE_ADMIN_PASSWORD": values["OTREE_ADMIN_PASSWORD"],
-           "BROWSER_BOTS_USE_HEADLESS": "1", "OFOREST_BROWSER_COMMAND": str(wrapper),
-           "DATABASE_URL": "sqlite:///%s" % (tmp_path / "client.sqlite3")}  # the launcher's own, unused
-    bots = subprocess.run([str(server.venv / "bin" / "otree"), "browser_bots", "guess", "2", "--server-url",
-                           "http://127.0.0.1:%d" % server.port], cwd=str(server.workdir), env=env,
-                          capture_output=True, text=True, timeout=180)
+    bots = browser_bots.play("http://127.0.0.1:%d" % server.port, values["OTREE_ADMIN_PASSWORD"],
+                             values["OTREE_REST_KEY"], tmp_path_factory.mktemp("bots"), venv=server.venv,
+                             project=server.workdir, timeout=180)
     assert bots.returncode == 0 and "finished in" in bots.stdout, bots.stdout + bots.stderr
-
     return bots
 
 
