@@ -217,6 +217,13 @@ def hide_secret_values(module, manifests):
                 module.no_log_values.update(f for f in forms if len(f) >= 3)
 
 
+def object_diff(obj):
+    """An object's before/after for --diff, headed by what it is (nothing before a creation)."""
+    label = "%s %s" % (obj["kind"], "%s/%s" % (obj["namespace"], obj["name"]) if obj["namespace"] else obj["name"])
+    return {"before_header": label, "after_header": label,
+            "before": obj["diff"]["before"] or "", "after": obj["diff"]["after"] or ""}
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -278,10 +285,8 @@ def main():
 
     changed = any(o["action"] in ("created", "configured", "pruned") for o in objects)
     result = dict(changed=changed, objects=objects, requests=client.requests)
-    if module._diff:
-        before = [dict(o["diff"]["before"]) for o in objects if "diff" in o]
-        after = [dict(o["diff"]["after"]) for o in objects if "diff" in o]
-        result["diff"] = {"before": before, "after": after}
+    if module._diff:  # one before/after pair per changed object, as ansible's diff callback renders them
+        result["diff"] = [object_diff(o) for o in objects if "diff" in o]
     module.exit_json(**result)
 
 

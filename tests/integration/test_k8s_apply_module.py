@@ -65,3 +65,24 @@ def test_module_idempotent_check_mode_and_no_secret_in_output(tmp_path, cluster,
     # dry run: nothing stored (no controller writes to a ConfigMap or Secret)
     assert [client.request("GET", p)[1]["metadata"]["resourceVersion"] for p in (cm_path, secret_path)] == before
     assert client.request("GET", cm_path)[1]["data"]["OTREE_AUTH_LEVEL"] == "STUDY"
+
+
+def test_diff_shows_each_changed_object_as_a_unified_diff(tmp_path, cluster, namespace):
+    """What a user sees with --diff: ansible-core's callback renders one before/after pair per changed
+    object (a header naming it, - and + lines), and never a warning instead of the diff."""
+    kubeconfig = cluster.kubeconfig
+    quiet = PLAYBOOK.split("    - name: Show the result")[0]
+    proc = ansible_playbook(tmp_path, quiet, "-e", "kubeconfig=%s auth_level=STUDY ns=%s" % (kubeconfig, namespace))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = ansible_playbook(tmp_path, quiet, "--diff", "-e", "kubeconfig=%s auth_level=DEMO ns=%s" % (
+        kubeconfig, namespace))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Failure using method" not in out and "splitlines" not in out, out
+    assert "--- before: ConfigMap %s/settings" % namespace in out, out
+    assert "+++ after: ConfigMap %s/settings" % namespace in out, out
+    removed = [line for line in out.splitlines() if line.startswith("-") and "OTREE_AUTH_LEVEL" in line]
+    added = [line for line in out.splitlines() if line.startswith("+") and "OTREE_AUTH_LEVEL" in line]
+    assert len(removed) == 1 and "STUDY" in removed[0] and len(added) == 1 and "DEMO" in added[0], out
+    assert "Secret %s/otree-admin" % namespace not in out  # unchanged objects are not shown
+    assert SECRET not in out
