@@ -89,8 +89,13 @@ def test_pipeline_shape(project):
 def test_dockerfile(project):
     text = (project / "Dockerfile").read_text()
     assert "ARG PYTHON_IMAGE=docker.io/library/python:3.11." in text      # pinned to a patch release
-    assert "USER 1000" in text and "psycopg2-binary" in text
+    assert "psycopg2-binary" in text
     assert 'CMD ["otree", "prodserver", "8000"]' in text
+    # the image's user is the one the Deployment runs it as (files owned by it, no mismatch)
+    docs = [d for d in yaml.safe_load_all((project / "k8s" / "manifests.yaml").read_text()) if d]
+    otree = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "otree"][0]
+    uid = otree["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"]
+    assert "USER %d\n" % uid in text and "--uid %d " % uid in text and "--chown=%d:%d " % (uid, uid) in text, text
 
 
 def test_manifests_are_the_renderers_without_namespace_and_secret(project, tools):

@@ -2,8 +2,9 @@
 - test: oTree's own bots (`otree test`) for real, with the pinned oTree;
 - build: buildah builds the image from the scaffolded Dockerfile on a locally built base (a STAND-IN
   for the pinned python:3.11-slim image, tests/pipeline/build-python-base.sh: no registry is
-  reachable here); the image runs as uid 1000 with oTree and psycopg2. Pushing needs a registry and
-  is skipped (CI_REGISTRY empty), as the job does in a project without one.
+  reachable here); the image runs as uid 10001 (the Deployment's runAsUser) with oTree and psycopg2.
+  Pushing needs a registry and is skipped (CI_REGISTRY empty), as the job does in a project without
+  one.
 The deploy job needs a cluster and kubectl (not here): its manifests and permissions are tested in
 tests/manifests/test_pipeline_scaffold.py and tests/unit/test_gitlab_runner_rbac.py."""
 from __future__ import annotations
@@ -100,10 +101,10 @@ def test_build_job_builds_a_runnable_non_root_image(gcl, project):
     assert "not pushed" in out
     image = "localhost/lab/pgg:" + sha
     info = json.loads(sh(["podman", "image", "inspect", image], check=True).stdout)[0]["Config"]
-    assert info["User"] == "1000" and info["Cmd"] == ["otree", "prodserver", "8000"]
+    assert info["User"] == "10001" and info["Cmd"] == ["otree", "prodserver", "8000"]
     run = sh(["podman", "run", "--rm", "--network", "none", image, "python", "-c",
               "import os, otree, psycopg2; print(os.getuid(), otree.__version__)"])
     assert run.returncode == 0, run.stderr
     uid, version = run.stdout.split()
-    assert uid == "1000" and version.startswith("6.")
+    assert uid == "10001" and version.startswith("6.")
     sh(["podman", "rmi", "-f", image])
