@@ -36,6 +36,10 @@ RESERVED_ENV = ("DATABASE_URL", "OTREE_PRODUCTION", "OTREE_AUTH_LEVEL", "OTREE_A
 SUPPORTED_POSTGRES = range(13, 19)  # official image majors we render for
 MIN_PASSWORD = 12
 INGRESS_CLASSES = ("public", "nginx", "traefik")
+# Namespaces an experiment must never take: Kubernetes' own and those of MicroK8s' addons (an
+# experiment there would get Pod Security restricted, our owner label and pruning).
+RESERVED_NAMESPACES = ("default", "ingress", "cert-manager", "container-registry", "metallb-system", "observability",
+                       "gitlab-runner", "local-path-storage")
 
 DEFAULTS = {
     "state": "present",
@@ -86,6 +90,34 @@ def _merge(defaults, given):
     return out
 
 
+# The nested fields: their known keys (a mapping given where DEFAULTS has one is checked against it).
+NESTED = {"postgres": DEFAULTS["postgres"], "backup": DEFAULTS["backup"], "resources": DEFAULTS["resources"],
+          "postgres.resources": DEFAULTS["postgres"]["resources"]}
+EXAMPLES = {"postgres": "postgres: {version: 16, storage_size: 5Gi}",
+            "backup": "backup: {enabled: true, schedule: '17 3 * * *'}",
+            "resources": "resources: {requests: {cpu: 250m, memory: 512Mi}, limits: {memory: 1Gi}}",
+            "postgres.resources": "resources: {requests: {cpu: 100m, memory: 256Mi}}",
+            "extra_env": "extra_env: {OTREE_PRODUCTION_SETTING: '1'}"}
+
+
+def _check_nested(spec, where):
+    """Mappings where mappings belong, and only the keys we know: before merging, so a string given for
+    `postgres` is named instead of crashing the renderer."""
+    for path, known in sorted(NESTED.items()) + [("extra_env", None)]:
+        value = spec
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise SpecError("%s.%s" % (where, path), "must be a mapping, got %r; write it like %s" % (
+                value, EXAMPLES[path]))
+        unknown = sorted(set(value) - set(known)) if known is not None else []
+        if unknown:
+            raise SpecError("%s.%s" % (where, path), "unknown field(s) %s (known: %s)" % (
+                ", ".join(map(str, unknown)), ", ".join(sorted(known))))
+
+
 def normalize_spec(spec, index=0):
     """Defaults filled in and every field checked; raises SpecError naming the field."""
     if not isinstance(spec, dict):
@@ -96,6 +128,7 @@ def normalize_spec(spec, index=0):
     if unknown:
         raise SpecError(where, "unknown field(s) %s (known: name, host, image, %s)" % (
             ", ".join(unknown), ", ".join(sorted(DEFAULTS))))
+    _check_nested(spec, where)
     s = _merge(DEFAULTS, spec)
     s["name"] = name
 
@@ -103,8 +136,12 @@ def normalize_spec(spec, index=0):
         raise SpecError(where + ".name", "%r is not a valid experiment name: use 1-40 lowercase letters, digits and "
                         "'-', starting and ending with a letter or digit (e.g. 'public-goods')" % (name,))
     s["namespace"] = s["namespace"] or "otree-%s" % name
-    if not DNS_LABEL.match(s["namespace"]) or len(s["namespace"]) > 63:
-        raise SpecError(where + ".namespace", "%r is not a valid namespace name" % s["namespace"])
+    if not isinstance(s["namespace"], str) or not DNS_LABEL.match(s["namespace"]) or len(s["namespace"]) > 63:
+        raise SpecError(where + ".namespace", "%r is not a valid namespace name (lowercase letters, digits, '-')"
+                        % (s["namespace"],))
+    if s["namespace"] in RESERVED_NAMESPACES or s["namespace"].startswith("kube-"):
+        raise SpecError(where + ".namespace", "%s is reserved for Kubernetes or a MicroK8s addon; leave namespace out "
+                        "(otree-%s) or choose one of your own" % (s["namespace"], name))
     if s["state"] not in ("present", "absent"):
         raise SpecError(where + ".state", "must be 'present' or 'absent', got %r" % (s["state"],))
     if not isinstance(s["purge"], bool):
@@ -153,8 +190,7 @@ def normalize_spec(spec, index=0):
         raise SpecError(where + ".postgres.version", "must be a Postgres major version from %d to %d (the major is "
                         "pinned: a new major cannot read an old data directory), got %r" % (
                             SUPPORTED_POSTGRES[0], SUPPORTED_POSTGRES[-1], version))
-    if not isinstance(pg.get("storage_size"), str) or not QUANTITY.match(pg["storage_size"]):
-        raise SpecError(where + ".postgres.storage_size", "%r is not a quantity like '5Gi'" % (pg.get("storage_size"),))
+    _check_size(pg.get("storage_size"), where + ".postgres.storage_size")
     _check_resources(pg["resources"], where + ".postgres.resources")
     bk = s["backup"]
     if not isinstance(bk.get("enabled"), bool):
@@ -165,8 +201,7 @@ def normalize_spec(spec, index=0):
     if not isinstance(bk.get("retention_days"), int) or isinstance(bk["retention_days"], bool) or \
             bk["retention_days"] < 1:
         raise SpecError(where + ".backup.retention_days", "must be a number of days, at least 1")
-    if not isinstance(bk.get("storage_size"), str) or not QUANTITY.match(bk["storage_size"]):
-        raise SpecError(where + ".backup.storage_size", "%r is not a quantity like '5Gi'" % (bk.get("storage_size"),))
+    _check_size(bk.get("storage_size"), where + ".backup.storage_size")
     if s["ingress_class"] not in INGRESS_CLASSES:
         raise SpecError(where + ".ingress_class", "must be one of %s (MicroK8s: 'public' for ingress-nginx up to "
                         "1.34, 'traefik' from 1.35), got %r" % (", ".join(INGRESS_CLASSES), s["ingress_class"]))
@@ -178,10 +213,12 @@ def normalize_spec(spec, index=0):
         if missing:
             raise SpecError(where + ".image_pull_secret", "needs %s (a GitLab deploy token: registry "
                             "'registry.gitlab.example.org', its username and the token as password)" % ", ".join(missing))
-    if not isinstance(s["run_as_user"], int) or s["run_as_user"] < 1:
-        raise SpecError(where + ".run_as_user", "must be a non-root numeric user id (the image's USER)")
-    if not isinstance(s["websocket_timeout"], int) or s["websocket_timeout"] < 60:
-        raise SpecError(where + ".websocket_timeout", "must be at least 60 seconds")
+    if not _whole(s["run_as_user"]) or s["run_as_user"] < 1:
+        raise SpecError(where + ".run_as_user", "must be a non-root numeric user id (the image's USER), got %r"
+                        % (s["run_as_user"],))
+    if not _whole(s["websocket_timeout"]) or s["websocket_timeout"] < 60:
+        raise SpecError(where + ".websocket_timeout", "must be a whole number of seconds, at least 60 (e.g. 3600), "
+                        "got %r" % (s["websocket_timeout"],))
     if s["replicas"] not in (0, 1) or isinstance(s["replicas"], bool):
         raise SpecError(where + ".replicas", "must be 1 (running) or 0 (stopped, data kept), got %r: oTree is one "
                         "process with an in-memory websocket layer, a second replica breaks running sessions" % (
@@ -189,16 +226,36 @@ def normalize_spec(spec, index=0):
     return s
 
 
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_quantity(value):
+    m = QUANTITY.match(str(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+    return bool(m) and float(str(value).rstrip("mkMGTi")) > 0
+
+
+def _check_size(value, where):
+    if not isinstance(value, str) or not QUANTITY.match(value):
+        raise SpecError(where, "%r is not a quantity like '5Gi'" % (value,))
+    if not _positive_quantity(value):
+        raise SpecError(where, "must be more than zero, e.g. '5Gi'")
+
+
 def _check_resources(res, where):
     if not isinstance(res, dict):
         raise SpecError(where, "must be a mapping with requests and limits")
     for section in ("requests", "limits"):
+        if not isinstance(res.get(section) or {}, dict):
+            raise SpecError("%s.%s" % (where, section), "must be a mapping like {cpu: 250m, memory: 512Mi}")
         for key, value in (res.get(section) or {}).items():
             if key not in ("cpu", "memory"):
                 raise SpecError("%s.%s.%s" % (where, section, key), "only cpu and memory are supported")
             if not QUANTITY.match(str(value)):
                 raise SpecError("%s.%s.%s" % (where, section, key), "%r is not a quantity like '500m' or '1Gi'"
                                 % (value,))
+            if not _positive_quantity(value):
+                raise SpecError("%s.%s.%s" % (where, section, key), "must be more than zero, e.g. '500m' or '1Gi'")
 
 
 def generate_password(length=32):
@@ -579,22 +636,39 @@ def ingress_objects(spec):
     return out
 
 
+def validate_all(experiments, defaults=None):
+    """Every experiment checked, alone and against the others (names, hosts and namespaces each used
+    once), without rendering anything: the normalized specs, or SpecError naming the first bad field."""
+    if not isinstance(defaults or {}, dict):
+        raise SpecError("defaults", "must be a mapping of experiment fields")
+    if not isinstance(experiments or [], list):
+        raise SpecError("experiments", "must be a list of experiments")
+    specs, seen = [], {"name": {}, "host": {}, "namespace": {}}
+    for index, raw in enumerate(experiments or []):
+        merged = _merge(defaults or {}, raw) if isinstance(raw, dict) else raw
+        spec = normalize_spec(merged, index)
+        if spec["name"] in seen["name"]:
+            raise SpecError("experiments[%s].name" % spec["name"], "is used twice")
+        for field in ("host", "namespace"):
+            value = spec.get(field)
+            if field == "host" and spec["state"] != "present":
+                continue
+            if value in seen[field]:
+                raise SpecError("experiments[%s].%s" % (spec["name"], field), "%s is already used by experiment %s%s"
+                                % (value, seen[field][value], "; experiments in one namespace would overwrite "
+                                   "each other's objects" if field == "namespace" else ""))
+            seen[field][value] = spec["name"]
+        seen["name"][spec["name"]] = True
+        specs.append(spec)
+    return specs
+
+
 def render_all(experiments, existing_secrets=None, defaults=None):
     """Every experiment: returns a list of dicts {spec, manifests, secrets, generated, owner}.
     `existing_secrets` maps experiment name -> the values its Secret holds in the cluster."""
     existing_secrets = existing_secrets or {}
-    out, seen_names, seen_hosts = [], set(), {}
-    for index, raw in enumerate(experiments or []):
-        merged = _merge(defaults or {}, raw) if isinstance(raw, dict) else raw
-        spec = normalize_spec(merged, index)
-        if spec["name"] in seen_names:
-            raise SpecError("experiments[%s].name" % spec["name"], "is used twice")
-        seen_names.add(spec["name"])
-        if spec["state"] == "present":
-            if spec["host"] in seen_hosts:
-                raise SpecError("experiments[%s].host" % spec["name"], "%s is already used by experiment %s" % (
-                    spec["host"], seen_hosts[spec["host"]]))
-            seen_hosts[spec["host"]] = spec["name"]
+    out = []
+    for spec in validate_all(experiments, defaults):
         values, generated = resolve_secrets(spec, existing_secrets.get(spec["name"]))
         # state: absent renders nothing: applying an empty list with pruning in the experiment's
         # namespace removes workloads and ingress; the Namespace, the PVC and the generated Secret are

@@ -57,6 +57,28 @@ def by_kind(manifests, kind, name=None):
     ({"backup": {"storage_size": "lots"}}, "backup.storage_size", "quantity"),
     ({"replicas": 2}, "replicas", "a second replica breaks"),
     ({"replicas": True}, "replicas", "must be 1 (running) or 0"),
+    # nested fields of the wrong type, unknown nested fields, zero sizes, booleans taken for numbers
+    ({"postgres": "version=17"}, "postgres", "must be a mapping"),
+    ({"backup": ["daily"]}, "backup", "must be a mapping"),
+    ({"resources": "small"}, "resources", "must be a mapping"),
+    ({"postgres": {"resources": "small"}}, "postgres.resources", "must be a mapping"),
+    ({"extra_env": "A=1"}, "extra_env", "must be a mapping"),
+    ({"postgres": {"verison": 17}}, "postgres", "unknown field(s) verison"),
+    ({"backup": {"keep_days": 3}}, "backup", "unknown field(s) keep_days"),
+    ({"resources": {"request": {"cpu": "1"}}}, "resources", "unknown field(s) request"),
+    ({"postgres": {"storage_size": "0Gi"}}, "postgres.storage_size", "more than zero"),
+    ({"backup": {"storage_size": "0"}}, "backup.storage_size", "more than zero"),
+    ({"resources": {"limits": {"memory": "0Mi"}}}, "resources.limits.memory", "more than zero"),
+    ({"run_as_user": True}, "run_as_user", "numeric user id"),
+    ({"run_as_user": "10001"}, "run_as_user", "numeric user id"),
+    ({"websocket_timeout": "3600"}, "websocket_timeout", "whole number of seconds"),
+    ({"websocket_timeout": True}, "websocket_timeout", "whole number of seconds"),
+    ({"backup": {"retention_days": True}}, "backup.retention_days", "at least 1"),
+    ({"namespace": "kube-system"}, "namespace", "reserved"),
+    ({"namespace": "default"}, "namespace", "reserved"),
+    ({"namespace": "ingress"}, "namespace", "reserved"),
+    ({"namespace": "cert-manager"}, "namespace", "reserved"),
+    ({"namespace": "Otree"}, "namespace", "not a valid namespace name"),
 ])
 def test_bad_input_names_the_field(changes, field, text):
     with pytest.raises(r.SpecError) as e:
@@ -71,6 +93,24 @@ def test_duplicate_names_and_hosts_are_refused():
     other = dict(GOOD, name="trust")
     with pytest.raises(r.SpecError, match="already used by experiment public-goods"):
         r.render_all([GOOD, other])
+
+
+def test_two_experiments_in_one_namespace_are_refused():
+    """They would overwrite each other's Deployments, Ingress and Secret."""
+    other = dict(GOOD, name="trust", host="trust.example.org", namespace="otree-public-goods")
+    with pytest.raises(r.SpecError) as e:
+        r.render_all([GOOD, other])
+    assert e.value.field == "experiments[trust].namespace"
+    assert "otree-public-goods is already used by experiment public-goods" in str(e.value)
+
+
+def test_validate_all_checks_every_entry_without_rendering():
+    specs = r.validate_all([GOOD, {"name": "old", "state": "absent"}], {"ingress_class": "traefik"})
+    assert [s["namespace"] for s in specs] == ["otree-public-goods", "otree-old"]
+    assert specs[0]["ingress_class"] == "traefik"
+    with pytest.raises(r.SpecError) as e:
+        r.validate_all([GOOD, dict(GOOD, name="b", host="b.example.org", postgres="version=17")])
+    assert e.value.field == "experiments[b].postgres"
 
 
 @pytest.mark.parametrize("image", [
