@@ -54,6 +54,10 @@ options:
     default: []
   operation:
     description:
+      - "C(validate) only checks every experiment, alone and against the others (names, hosts and
+        namespaces used once, no reserved namespace), and returns RV(experiments) without secrets or
+        manifests. Run it before anything contacts a cluster (the role does): a bad entry fails naming
+        the field, for example C(experiments[pgg].postgres.version)."
       - C(deploy) renders every experiment (the result's RV(experiments)).
       - The others also render, in RV(manifests), the objects of one maintenance operation on the
         experiment named by O(experiment). C(backup), a Job running the backup CronJob's container
@@ -63,7 +67,7 @@ options:
         C(transfer), a short-lived Pod mounting the backup volume, to copy dumps to or from the
         controller.
     type: str
-    choices: [deploy, backup, restore, resetdb, transfer]
+    choices: [validate, deploy, backup, restore, resetdb, transfer]
     default: deploy
   experiment:
     description: The experiment an operation other than C(deploy) is for (its name).
@@ -88,6 +92,10 @@ notes:
 """
 
 EXAMPLES = r"""
+- name: Check the experiments before the cluster is contacted
+  oforest.otree.otree_manifests:
+    experiments: "{{ otree_experiment_experiments }}"
+    operation: validate
 - name: Render two experiments
   oforest.otree.otree_manifests:
     experiments:
@@ -145,11 +153,11 @@ experiments:
       type: str
       sample: otree-public-goods/otree-secrets
     generated:
-      description: Secret keys generated in this run (empty once they exist in the cluster).
+      description: Secret keys generated in this run (empty once they exist in the cluster; not with C(validate)).
       type: list
       elements: str
     manifests:
-      description: The manifests (contain the Secret).
+      description: The manifests (contain the Secret; not with C(validate)).
       type: list
       elements: dict
 manifests:
@@ -168,7 +176,7 @@ import re
 
 from ansible_collections.oforest.otree.plugins.module_utils.otree_render import (
     DNS_LABEL, SECRET_KEYS, SECRET_NAME, SpecError, backup_job, backup_reader_pod, render_all, resetdb_job,
-    restore_job)
+    restore_job, validate_all)
 
 DUMP_NAME = re.compile(r"^otree-[A-Za-z0-9._-]+\.dump$")
 
@@ -202,6 +210,13 @@ def operation_manifests(module, rendered):
     return [backup_reader_pod(spec, name)]
 
 
+def summary(spec):
+    """What the result says of an experiment, without secrets."""
+    return {"name": spec["name"], "namespace": spec["namespace"], "state": spec["state"], "purge": spec["purge"],
+            "url": "https://%s/" % spec["host"] if spec["state"] == "present" else None,
+            "owner": "otree-%s" % spec["name"], "secret": "%s/%s" % (spec["namespace"], SECRET_NAME)}
+
+
 def existing_by_namespace(module, secrets):
     out = {}
     for obj in secrets or []:
@@ -231,7 +246,7 @@ def main():
             existing_secrets=dict(type="list", elements="dict", default=[], no_log=False),
             stopped=dict(type="list", elements="str", default=[]),
             operation=dict(type="str", default="deploy",
-                           choices=["deploy", "backup", "restore", "resetdb", "transfer"]),
+                           choices=["validate", "deploy", "backup", "restore", "resetdb", "transfer"]),
             experiment=dict(type="str"),
             job_name=dict(type="str"),
             dump=dict(type="str"),
@@ -266,21 +281,17 @@ def main():
                 str(n) for n in names)), field="stopped")
         experiments = [dict(exp, replicas=0) if isinstance(exp, dict) and exp.get("name") in module.params["stopped"]
                        else exp for exp in experiments]
+        if module.params["operation"] == "validate":
+            specs = validate_all(experiments, module.params["defaults"])
+            module.exit_json(changed=False, manifests=[], secret_keys=list(SECRET_KEYS), experiments=[summary(
+                spec) for spec in specs])
         rendered = render_all(experiments, existing, module.params["defaults"])
     except SpecError as e:
         module.fail_json(msg=to_native(e), field=e.field)
     ops = operation_manifests(module, rendered) if module.params["operation"] != "deploy" else []
 
-    out = []
-    for item in rendered:
-        spec = item["spec"]
-        out.append({
-            "name": spec["name"], "namespace": spec["namespace"], "state": spec["state"], "purge": spec["purge"],
-            "url": "https://%s/" % spec["host"] if spec["state"] == "present" else None,
-            "owner": item["owner"], "secret": "%s/%s" % (spec["namespace"], SECRET_NAME),
-            "generated": item["generated"] if spec["state"] == "present" else [],
-            "manifests": item["manifests"],
-        })
+    out = [dict(summary(item["spec"]), owner=item["owner"], manifests=item["manifests"],
+                generated=item["generated"] if item["spec"]["state"] == "present" else []) for item in rendered]
     module.exit_json(changed=False, experiments=out, manifests=ops, secret_keys=list(SECRET_KEYS))
 
 

@@ -1,0 +1,96 @@
+"""The otree_experiment role refuses a bad experiment entry before it contacts the cluster: its
+kubeconfig points at a listener that counts connections, and every typical mistake ends the run
+naming the field, with no connection and no traceback. A good entry, as the control, does connect."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from .playbook import ansible_playbook
+
+GOOD = {"name": "pgg", "host": "pgg.experiments.example.org", "image": "registry.example.org/lab/pgg:1.0.0"}
+SECOND = dict(GOOD, name="trust", host="trust.experiments.example.org")
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: oforest.otree.otree_experiment
+      vars:
+        otree_experiment_kubeconfig: "{{ kubeconfig }}"
+        otree_experiment_ingress_class: traefik
+"""
+
+
+class CountingListener:
+    """A TCP port that accepts and counts connections (and closes them: no API server behind)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def listener():
+    lis = CountingListener()
+    yield lis
+    lis.sock.close()
+
+
+def run_role(tmp_path, listener, experiments):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:%d" % listener.port,
+                                                 "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "admin", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "admin"}}]}))
+    before = listener.count
+    proc = ansible_playbook(tmp_path, PLAYBOOK, "-e", json.dumps(
+        {"kubeconfig": str(kubeconfig), "otree_experiment_experiments": experiments}))
+    return proc, proc.stdout + proc.stderr, listener.count - before
+
+
+@pytest.mark.parametrize("experiments, field, says", [
+    ([dict(GOOD, name="Public-Goods")], "experiments[Public-Goods].name", "lowercase"),
+    ([dict(GOOD, host="pgg")], "experiments[pgg].host", "fully qualified domain name"),
+    ([dict(GOOD, image="registry.example.org/lab/pgg")], "experiments[pgg].image", "has no tag"),
+    ([dict(GOOD, admin_password="pw-4711")], "experiments[pgg].admin_password", "too short"),
+    ([dict(GOOD, resources={"limits": {"memory": "lots"}})], "experiments[pgg].resources.limits.memory", "quantity"),
+    ([dict(GOOD, postgres={"storage_size": "0Gi"})], "experiments[pgg].postgres.storage_size", "more than zero"),
+    ([dict(GOOD, postgres="version=17")], "experiments[pgg].postgres", "must be a mapping"),
+    ([dict(GOOD, run_as_user=True)], "experiments[pgg].run_as_user", "numeric user id"),
+    ([dict(GOOD, websocket_timeout="3600")], "experiments[pgg].websocket_timeout", "whole number of seconds"),
+    ([dict(GOOD, namespace="kube-system")], "experiments[pgg].namespace", "reserved"),
+    ([GOOD, dict(SECOND, host=GOOD["host"])], "experiments[trust].host", "already used by experiment pgg"),
+    ([GOOD, dict(SECOND, namespace="otree-pgg")], "experiments[trust].namespace", "already used by experiment pgg"),
+])
+def test_a_mistake_is_named_before_the_cluster_is_contacted(tmp_path, listener, experiments, field, says):
+    proc, out, connections = run_role(tmp_path, listener, experiments)
+    assert proc.returncode != 0, out
+    assert field + ":" in out and says in out, out
+    assert "Traceback" not in out, out
+    assert connections == 0, "%d connection(s) before the mistake was reported" % connections
+    assert "pw-4711" not in out  # a given password, even a bad one, is never shown
+
+
+def test_a_good_entry_does_contact_the_cluster(tmp_path, listener):
+    """The control: the same run with a good entry gets past the check and reaches the listener."""
+    proc, out, connections = run_role(tmp_path, listener, [GOOD])
+    assert proc.returncode != 0 and connections >= 1, out
