@@ -2,9 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-OFOREST_CACHE ?= /var/cache/oforest-otree
-REQ_HASH := $(shell cat requirements-dev.txt requirements-lock.txt | sha256sum | cut -c1-12)
-VENV ?= $(OFOREST_CACHE)/venv-$(REQ_HASH)
+OFOREST_CACHE ?= $(shell scripts/paths.sh cache)
+VENV ?= $(shell OFOREST_CACHE="$(OFOREST_CACHE)" scripts/paths.sh venv)
 # Ubuntu releases whose images are built and whose platforms the scenarios run on.
 # CI runs 20.04 only (time budget); 22.04 and 24.04 recipes exist: make images UBUNTU="22.04 24.04".
 UBUNTU ?= 20.04

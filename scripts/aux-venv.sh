@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 req=${1:?usage: scripts/aux-venv.sh REQUIREMENTS_FILE}
-: "${OFOREST_CACHE:=/var/cache/oforest-otree}"
+source scripts/paths.sh
 venv=$OFOREST_CACHE/aux-venv-$(basename "$req" .txt)-$(sha256sum "$req" | cut -c1-12)
 if [ ! -f "$venv/.complete" ]; then
   echo "creating $venv" >&2
   rm -rf "$venv"
+  mkdir -p "$OFOREST_CACHE"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r "$req" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
   touch "$venv/.complete"

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Create (or reuse) the virtualenv holding the pinned controller dependencies (requirements-dev.txt).
-# The venv path carries a hash of requirements-dev.txt, so a changed pin gets a fresh venv.
+# Create (or reuse) the virtualenv holding the pinned controller dependencies (requirements-dev.txt)
+# where scripts/paths.sh says (root: /var/cache/oforest-otree, others: ~/.cache/oforest-otree).
+#   scripts/venv.sh            create it (or say it is current)
+#   scripts/venv.sh --path     print its path only (source "$(scripts/venv.sh --path)/bin/activate")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${OFOREST_CACHE:=/var/cache/oforest-otree}"
-: "${VENV:=$OFOREST_CACHE/venv-$(cat requirements-dev.txt requirements-lock.txt | sha256sum | cut -c1-12)}"
+source scripts/paths.sh
+if [ "${1:-}" = --path ]; then
+  echo "$VENV"
+  exit 0
+fi
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" > /dev/null || PYTHON=python3
 
@@ -23,6 +28,7 @@ fi
 if [ ! -f "$VENV/.complete" ]; then
   echo "creating $VENV with $($PYTHON --version)"
   rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
   "$PYTHON" -m venv "$VENV"
   # (this machine's pip config names local wheel folders that may not exist: drop that noise)
   "$VENV/bin/pip" install -q -r requirements-dev.txt -c requirements-lock.txt 2>&1 | { grep -v "^WARNING: Location" || true; }

@@ -4,13 +4,12 @@
 # `tests/ci.sh STAGE...` runs single stages (yamllint, ansible-lint, sanity, build, unit,
 # molecule-<scenario>).
 #
-# Environment: OFOREST_CACHE (venv, images' keyring, logs; default /var/cache/oforest-otree),
+# Environment: OFOREST_CACHE (venv, images' keyring, logs; scripts/paths.sh: root /var/cache/oforest-otree),
 #              UBUNTU (test host releases, default "20.04"), SCENARIOS (default: every molecule/*/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-: "${OFOREST_CACHE:=/var/cache/oforest-otree}"
-: "${VENV:=$OFOREST_CACHE/venv-$(cat requirements-dev.txt requirements-lock.txt | sha256sum | cut -c1-12)}"
+source scripts/paths.sh   # OFOREST_CACHE, VENV
 : "${UBUNTU:=20.04}"
 export OFOREST_CACHE VENV UBUNTU
 LOGDIR=$ROOT/tests/output/logs

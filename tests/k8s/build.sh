@@ -14,7 +14,7 @@
 # Cold: Kubernetes + etcd took 385 s on our 2 cores, the components a few minutes more; warm: instant.
 set -euo pipefail
 cd "$(dirname "$0")"
-: "${OFOREST_CACHE:=/var/cache/oforest-otree}"
+source ../../scripts/paths.sh   # OFOREST_CACHE
 command -v go > /dev/null || { echo "tests/k8s/build.sh needs Go (apt-get install golang-go, or go.dev)" >&2; exit 1; }
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
 
