@@ -128,7 +128,8 @@ def normalize_spec(spec, index=0):
     if unknown:
         raise SpecError(where, "unknown field(s) %s (known: name, host, image, %s)" % (
             ", ".join(unknown), ", ".join(sorted(DEFAULTS))))
-    _check_nested(spec, where)
+    if spec.get("state", DEFAULTS["state"]) != "absent":  # removal needs only the name (and namespace)
+        _check_nested(spec, where)
     s = _merge(DEFAULTS, spec)
     s["name"] = name
 
@@ -139,7 +140,8 @@ def normalize_spec(spec, index=0):
     if not isinstance(s["namespace"], str) or not DNS_LABEL.match(s["namespace"]) or len(s["namespace"]) > 63:
         raise SpecError(where + ".namespace", "%r is not a valid namespace name (lowercase letters, digits, '-')"
                         % (s["namespace"],))
-    if s["namespace"] in RESERVED_NAMESPACES or s["namespace"].startswith("kube-"):
+    reserved = s["namespace"] in RESERVED_NAMESPACES or s["namespace"].startswith("kube-")
+    if reserved and (s.get("state") != "absent" or s.get("purge") is True):  # taking one down stays possible
         raise SpecError(where + ".namespace", "%s is reserved for Kubernetes or a MicroK8s addon; leave namespace out "
                         "(otree-%s) or choose one of your own" % (s["namespace"], name))
     if s["state"] not in ("present", "absent"):
@@ -232,7 +234,7 @@ def _whole(value):
 
 def _positive_quantity(value):
     m = QUANTITY.match(str(value)) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
-    return bool(m) and float(str(value).rstrip("mkMGTi")) > 0
+    return bool(m) and float(re.match(r"[0-9.]+", str(value)).group(0)) > 0
 
 
 def _check_size(value, where):
@@ -651,7 +653,8 @@ def validate_all(experiments, defaults=None):
             raise SpecError("experiments[%s].name" % spec["name"], "is used twice")
         for field in ("host", "namespace"):
             value = spec.get(field)
-            if field == "host" and spec["state"] != "present":
+            # an entry being removed without purge touches only its own objects (its owner label)
+            if spec["state"] != "present" and (field == "host" or not spec["purge"]):
                 continue
             if value in seen[field]:
                 raise SpecError("experiments[%s].%s" % (spec["name"], field), "%s is already used by experiment %s%s"

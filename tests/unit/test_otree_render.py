@@ -104,6 +104,18 @@ def test_two_experiments_in_one_namespace_are_refused():
     assert "otree-public-goods is already used by experiment public-goods" in str(e.value)
 
 
+@pytest.mark.parametrize("size", ["512Ki", "1.5Gi", "750M", "1"])
+def test_every_quantity_form_is_accepted(size):
+    render_one(postgres={"storage_size": size}, resources={"limits": {"memory": size}})
+
+
+def test_an_entry_in_a_reserved_namespace_can_still_be_taken_down():
+    """Removal without purge touches only the entry's own objects; purge would delete the namespace."""
+    r.validate_all([{"name": "old", "namespace": "default", "state": "absent", "postgres": "junk"}])
+    with pytest.raises(r.SpecError, match="reserved"):
+        r.validate_all([{"name": "old", "namespace": "default", "state": "absent", "purge": True}])
+
+
 def test_validate_all_checks_every_entry_without_rendering():
     specs = r.validate_all([GOOD, {"name": "old", "state": "absent"}], {"ingress_class": "traefik"})
     assert [s["namespace"] for s in specs] == ["otree-public-goods", "otree-old"]
