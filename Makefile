@@ -2,8 +2,12 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-OFOREST_CACHE ?= $(shell scripts/paths.sh cache)
-VENV ?= $(shell OFOREST_CACHE="$(OFOREST_CACHE)" scripts/paths.sh venv)
+ifndef OFOREST_CACHE
+OFOREST_CACHE := $(shell scripts/paths.sh cache)
+endif
+ifndef VENV
+VENV := $(shell OFOREST_CACHE="$(OFOREST_CACHE)" scripts/paths.sh venv)
+endif
 # Ubuntu releases whose images are built and whose platforms the scenarios run on.
 # CI runs 20.04 only (time budget); 22.04 and 24.04 recipes exist: make images UBUNTU="22.04 24.04".
 UBUNTU ?= 20.04

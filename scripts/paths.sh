@@ -5,12 +5,12 @@
 # Root (CI, a lab's build machine): /var/cache/oforest-otree. Anyone else: the user's cache folder,
 # so the set-up works on a laptop without sudo. The venv's name carries a hash of the pinned
 # requirements, so a changed pin gets a fresh venv.
-_oforest_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+_oforest_root=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "${OFOREST_CACHE:-}" ]; then
   if [ "$(id -u)" = 0 ]; then
     OFOREST_CACHE=/var/cache/oforest-otree
   else
-    OFOREST_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/oforest-otree
+    OFOREST_CACHE=${XDG_CACHE_HOME:-${HOME:?set HOME or OFOREST_CACHE}/.cache}/oforest-otree
   fi
 fi
 : "${VENV:=$OFOREST_CACHE/venv-$(cat "$_oforest_root/requirements-dev.txt" "$_oforest_root/requirements-lock.txt" \

@@ -63,3 +63,9 @@ def test_the_inventory_commands_run_as_written(tmp_path):
     assert view.returncode == 0 and "typed-by-the-user" in view.stdout, view.stdout + view.stderr
     assert (tmp_path / "inventories" / "mylab" / "hosts.yml").exists()
     assert (tmp_path / "inventories" / "example" / "group_vars" / "all" / "vault.yml").read_text() == example_vault
+    # run again by mistake: it stops before anything is copied or removed, the user's vault stays
+    vault = mine.read_bytes()
+    again = subprocess.run(["script", "-qec", inventory_cmd, "/dev/null"], cwd=str(tmp_path), env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and mine.read_bytes() == vault, again.stdout + again.stderr
+    assert not (tmp_path / "inventories" / "mylab" / "example").exists()
