@@ -98,6 +98,15 @@ def test_dockerfile(project):
     assert "USER %d\n" % uid in text and "--uid %d " % uid in text and "--chown=%d:%d " % (uid, uid) in text, text
 
 
+def test_the_image_user_follows_the_experiments_run_as_user(tmp_path):
+    dest = tmp_path / "pgg"
+    shutil.copytree(SAMPLE, dest)
+    proc = scaffold(dest, "-e", json.dumps({"scaffold_experiment": {
+        "name": "pgg", "host": "pgg.experiments.example.org", "run_as_user": 23456}}))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "USER 23456\n" in (dest / "Dockerfile").read_text()
+
+
 def test_manifests_are_the_renderers_without_namespace_and_secret(project, tools):
     docs = [d for d in yaml.safe_load_all((project / "k8s" / "manifests.yaml").read_text()) if d]
     kinds = sorted(d["kind"] for d in docs)
