@@ -107,6 +107,16 @@ def test_the_image_user_follows_the_experiments_run_as_user(tmp_path):
     assert "USER 23456\n" in (dest / "Dockerfile").read_text()
 
 
+def test_the_pipeline_deploys_into_the_experiments_own_namespace(tmp_path):
+    dest = tmp_path / "pgg"
+    shutil.copytree(SAMPLE, dest)
+    proc = scaffold(dest, "-e", json.dumps({"scaffold_experiment": {
+        "name": "pgg", "host": "pgg.experiments.example.org", "namespace": "lab-pgg"}}))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ci = yaml.safe_load((dest / ".gitlab-ci.yml").read_text())
+    assert ci["variables"]["KUBE_NAMESPACE"] == "lab-pgg"
+
+
 def test_manifests_are_the_renderers_without_namespace_and_secret(project, tools):
     docs = [d for d in yaml.safe_load_all((project / "k8s" / "manifests.yaml").read_text()) if d]
     kinds = sorted(d["kind"] for d in docs)
