@@ -14,10 +14,10 @@ UBUNTU ?= 20.04
 SCENARIO ?= default
 export OFOREST_CACHE VENV UBUNTU
 
-.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit k8s-build integration manifests otree-runtime molecule clean
+.PHONY: help test setup venv images lint yamllint ansible-lint sanity build unit k8s-build integration manifests otree-runtime openstack-image pipeline molecule clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 test: ## everything, in order, with a summary table (what CI runs)
 	@tests/ci.sh all
@@ -59,6 +59,12 @@ manifests: venv ## rendered manifests: kubernetes-validate + checkov
 
 otree-runtime: venv ## the rendered oTree container run for real (Postgres, browser bots)
 	@tests/ci.sh otree-runtime
+
+openstack-image: ## the OpenStack test image from Debian 12's packages (cached by recipe hash)
+	@tests/ci.sh openstack-image
+
+pipeline: venv ## the scaffolded pipeline's jobs run by gitlab-ci-local (test, build)
+	@tests/ci.sh pipeline
 
 molecule: venv images ## one Molecule scenario: make molecule SCENARIO=default
 	@tests/ci.sh molecule-$(SCENARIO)
