@@ -5,7 +5,7 @@ scheduler v1.35 built from tests/k8s/go.mod and started once per session (tests/
 or the cluster that OFOREST_KUBECONFIG=/path/to/kubeconfig names (kind, k3d, MicroK8s). Each test
 works in its own namespace `oforest-it-<random>` and removes it afterwards.
 
-`standin` is the STAND-IN API server (tests/k8s_standin, held to a real server's recordings by
+`standin` is the STAND-IN API server (tests/standins/k8s_api, held to a real server's recordings by
 test_standin_conformance.py). It serves only what a real control plane without a node cannot: a
 Deployment that becomes Available (its kubelet stand-in marks pods ready).
 """
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 
 from tests.k8s.controlplane import ControlPlane, binaries  # noqa: E402
-from tests.k8s_standin.server import ADMIN_TOKEN, start_background, tls_files  # noqa: E402
+from tests.standins.k8s_api.server import ADMIN_TOKEN, start_background, tls_files  # noqa: E402
 
 REAL = os.environ.get("OFOREST_KUBECONFIG")
 TRANSCRIPT = ROOT / "tests" / "fixtures" / "k8s-api-transcript" / "02-apply-create-reapply.json"

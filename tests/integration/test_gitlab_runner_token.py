@@ -1,5 +1,5 @@
 """The gitlab_runner_token module, run by ansible-playbook against the STAND-IN GitLab API
-(tests/gitlab_standin: GitLab cannot run here; the stand-in follows GitLab's runner endpoints, fields,
+(tests/standins/gitlab: GitLab cannot run here; the stand-in follows GitLab's runner endpoints, fields,
 status codes, error bodies, scope rules and side effects as GitLab's source has them: see its docstring
 for the files)."""
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitlab_standin.server import serve
+from tests.standins.gitlab.server import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s_standin.server import ADMIN_TOKEN, start_background, tls_files
+from tests.standins.k8s_api.server import ADMIN_TOKEN, start_background, tls_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s-api-transcript"
 RECORDINGS = sorted(FIXTURES.glob("[01]*.json")) + sorted((FIXTURES / "second-recording").glob("[01]*.json"))

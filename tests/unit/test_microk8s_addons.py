@@ -1,6 +1,6 @@
 """microk8s_addons: the status parser on MicroK8s' own output layout (tests/fixtures/microk8s-status,
 sources in its README), the plan, bad input named, and the module end to end against the STAND-IN
-`microk8s` command (tests/microk8s_standin/microk8s; no MicroK8s runs here)."""
+`microk8s` command (tests/standins/microk8s_command/microk8s; no MicroK8s runs here)."""
 from __future__ import annotations
 
 import json
@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 from ansible_collections.oforest.otree.plugins.module_utils import microk8s as m  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "microk8s-status"
-STANDIN = ROOT / "tests" / "microk8s_standin" / "microk8s"
+STANDIN = ROOT / "tests" / "standins" / "microk8s_command" / "microk8s"
 
 
 @pytest.mark.parametrize("fixture,running,enabled,disabled", [
@@ -174,7 +174,7 @@ def test_module_retries_while_a_change_is_in_progress(tmp_path):
 
 @pytest.fixture()
 def standin_api(tmp_path):
-    from tests.k8s_standin.server import start_background, write_kubeconfig
+    from tests.standins.k8s_api.server import start_background, write_kubeconfig
     server, url = start_background()
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
     yield kubeconfig

@@ -30,7 +30,7 @@ records a contact; GET /projects/:id/runners also lists runners owned by other p
 this one (Ci::Runner.owned_or_instance_wide, belonging_to_project via ci_runner_projects); GET
 /runners/:id lists the owner project first in `projects` (lib/api/entities/ci/runner_details.rb).
 
-Run: python -m tests.gitlab_standin.server --port 0 --state FILE.json  (prints the URL on stdout;
+Run: python -m tests.standins.gitlab.server --port 0 --state FILE.json  (prints the URL on stdout;
 FILE.json holds users, tokens, groups, projects and optionally runners (owned by another project and
 enabled on some: {"runner_type", "scope_id", "description", "enabled_projects"}); runners are kept in
 memory and exposed at GET /_standin/runners for tests, with the managers verify made).

@@ -45,7 +45,7 @@ import yaml
 # plugins/module_utils/k8s_apply.py on purpose: the stand-in plays the server, and sharing the
 # engine's code would make the engine's tests agree with themselves. Both are checked against the
 # real server's recordings instead (test_standin_conformance.py, tests/unit/test_k8s_apply_engine.py).
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s-api-transcript"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s-api-transcript"
 ADMIN_TOKEN = "standin-admin-token"
 
 # Lists that server-side apply merges by key (x-kubernetes-list-type: map) in the kinds we use;
