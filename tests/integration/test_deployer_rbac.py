@@ -4,25 +4,15 @@ pipeline makes and for the list it must never have (tests/unit/test_gitlab_runne
 the same lists in Python), then attempted objects, to write down precisely what the Role allows."""
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
 
 from tests.k8s.controlplane import binaries
-from tests.unit.test_gitlab_runner_rbac import FORBIDDEN, pipeline_requests
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / ".cache" / "collections"))
-from ansible_collections.oforest.otree.plugins.module_utils import otree_render  # noqa: E402
-
-ROLE = ROOT / "roles" / "gitlab_runner"
+from tests.unit.test_gitlab_runner_rbac import FORBIDDEN, experiment_objects, pipeline_requests, rendered_objects
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +21,7 @@ def deployer_ns(cluster):
     if not cluster.controlplane:
         pytest.skip("creates RBAC objects: only on the control plane this run started")
     name = "oforest-rbac-%s" % uuid.uuid4().hex[:8]
-    spec = otree_render.normalize_spec({"name": "pgg", "host": "pgg.example.org", "image": "r.example.org/pgg:1.0.0"})
-    values, _ = otree_render.resolve_secrets(spec)
-    objs = [o for o in otree_render.render(spec, values) if o["kind"] in ("Namespace", "Secret")]
-    env = jinja2.Environment()
-    env.filters["to_json"] = json.dumps
-    env.filters["b64encode"] = lambda s: base64.b64encode(s.encode()).decode()
-    rules = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
-    text = env.from_string((ROLE / "templates" / "runner-objects.yaml.j2").read_text()).render(
-        ansible_managed="test", gitlab_runner_ns=name, **dict(rules, gitlab_runner_token_value="glrt-x"))
-    objs += [o for o in yaml.safe_load_all(text) if o]
-    for o in objs:
-        if o["kind"] == "Namespace":
-            o["metadata"]["name"] = name
-        else:
-            o["metadata"]["namespace"] = name
-        for s in o.get("subjects", []):
-            s["namespace"] = name
+    objs = experiment_objects(name, ("Namespace", "Secret")) + rendered_objects(name)
     kubectl = [str(binaries() / "kubectl"), "--kubeconfig", cluster.kubeconfig]
     subprocess.run(kubectl + ["apply", "--server-side", "-f", "-"], input=yaml.safe_dump_all(objs), text=True,
                    check=True, capture_output=True)

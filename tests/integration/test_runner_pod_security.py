@@ -8,8 +8,6 @@ dryRun=All, where Pod Security admission judges them as it would on a lab's Micr
 """
 from __future__ import annotations
 
-import base64
-import json
 import sys
 from pathlib import Path
 
@@ -18,10 +16,10 @@ import pytest
 import yaml
 
 from tests.integration import runner_pods
+from tests.unit.test_gitlab_runner_rbac import experiment_objects, rendered_objects
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
-from ansible_collections.oforest.otree.plugins.module_utils import otree_render  # noqa: E402
 from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import K8sError  # noqa: E402
 
 ROLE = ROOT / "roles" / "gitlab_runner"
@@ -46,21 +44,12 @@ def experiment_ns(cluster, namespace):
     """The experiment's namespace as our renderer makes it, with the runner's objects the role applies."""
     if cluster.real and not cluster.controlplane:
         pytest.skip("creates namespaces with our Pod Security labels: only on the control plane this run started")
-    spec = otree_render.normalize_spec({"name": "pgg", "host": "pgg.example.org", "image": "r.example.org/pgg:1.0.0"})
-    values, _ = otree_render.resolve_secrets(spec)
-    ns = next(o for o in otree_render.render(spec, values) if o["kind"] == "Namespace")
-    ns["metadata"]["name"] = namespace
+    ns = experiment_objects(namespace)[0]
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     client = cluster.client()
     client.request("POST", "/api/v1/namespaces", body=ns)
-    env = jinja2.Environment()
-    env.filters["to_json"] = json.dumps
-    env.filters["b64encode"] = lambda s: base64.b64encode(s.encode()).decode()
-    rules = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
-    text = env.from_string((ROLE / "templates" / "runner-objects.yaml.j2").read_text()).render(
-        ansible_managed="test", gitlab_runner_ns=namespace, **dict(rules, gitlab_runner_token_value="glrt-x"))
-    for obj in yaml.safe_load_all(text):
-        if obj and obj["kind"] == "ServiceAccount":
+    for obj in rendered_objects(namespace):
+        if obj["kind"] == "ServiceAccount":
             client.request("POST", "/api/v1/namespaces/%s/serviceaccounts" % namespace, body=obj)
     return client, namespace
 

@@ -31,13 +31,25 @@ def allows(rules, verb, group, resource):
     return False
 
 
-def rendered_objects():
+def rendered_objects(namespace=NS):
+    """The role's runner-objects.yaml.j2 for one experiment namespace (Secret, ServiceAccounts, Roles,
+    RoleBindings), rendered as the role renders it."""
     env = jinja2.Environment()
     env.filters["to_json"] = json.dumps
     env.filters["b64encode"] = lambda s: base64.b64encode(s.encode()).decode()
     text = env.from_string((ROLE / "templates" / "runner-objects.yaml.j2").read_text()).render(
-        ansible_managed="test", gitlab_runner_ns=NS, **dict(RULES, gitlab_runner_token_value="glrt-x"))
+        ansible_managed="test", gitlab_runner_ns=namespace, **dict(RULES, gitlab_runner_token_value="glrt-x"))
     return [o for o in yaml.safe_load_all(text) if o]
+
+
+def experiment_objects(namespace, kinds=("Namespace",)):
+    """The renderer's objects of kinds `kinds` for a sample experiment, moved into `namespace`."""
+    spec = otree_render.normalize_spec({"name": "pgg", "host": "pgg.example.org", "image": "r.example.org/pgg:1.0.0"})
+    values, _ = otree_render.resolve_secrets(spec)
+    objs = [o for o in otree_render.render(spec, values) if o["kind"] in kinds]
+    for o in objs:
+        o["metadata"]["name" if o["kind"] == "Namespace" else "namespace"] = namespace
+    return objs
 
 
 def pipeline_requests():
