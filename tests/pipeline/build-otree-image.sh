@@ -12,7 +12,7 @@ NAME=${1:?usage: tests/pipeline/build-otree-image.sh IMAGE}
 BASE=localhost/oforest/python-base:3.11-bookworm
 "$ROOT/tests/pipeline/build-python-base.sh" >&2
 hash=$( { cat "$0"; find "$ROOT/tests/runtime/sample_project" "$ROOT/playbooks/scaffold_experiment.yml" \
-            "$ROOT/playbooks/templates/scaffold" -type f -print0 | sort -z | xargs -0 cat;
+            "$ROOT/roles/scaffold" -type f -print0 | sort -z | xargs -0 cat;
           podman image inspect --format '{{.Id}}' "$BASE"; echo "$NAME"; } | sha256sum | cut -c1-16)
 if [ "$(podman image inspect --format '{{index .Labels "oforest.recipe"}}' "$NAME" 2> /dev/null)" = "$hash" ]; then
   echo "$NAME"; exit 0
