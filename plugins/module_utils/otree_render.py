@@ -24,6 +24,8 @@ import re
 import secrets
 import string
 
+from ansible_collections.oforest.otree.plugins.module_utils import otree_schema
+
 OTREE_PORT = 8000
 PROBE_PATH = "/static/favicon.ico"
 SECRET_NAME = "otree-secrets"
@@ -41,27 +43,8 @@ INGRESS_CLASSES = ("public", "nginx", "traefik")
 RESERVED_NAMESPACES = ("default", "ingress", "cert-manager", "container-registry", "metallb-system", "observability",
                        "gitlab-runner", "local-path-storage")
 
-DEFAULTS = {
-    "state": "present",
-    "purge": False,
-    "namespace": None,
-    "auth_level": "STUDY",
-    "production": True,
-    "admin_password": None,
-    "rest_key": None,
-    "extra_env": {},
-    "image_pull_secret": None,
-    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-    "run_as_user": 10001,  # a high uid: no clash with host users (the scaffolded Dockerfile uses it)
-    "postgres": {"version": 16, "storage_size": "5Gi", "storage_class": None,
-                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
-    "backup": {"enabled": True, "schedule": "17 3 * * *", "retention_days": 14, "storage_size": "5Gi",
-               "storage_class": None},
-    "ingress_class": "public",
-    "cluster_issuer": "letsencrypt-prod",
-    "websocket_timeout": 3600,
-    "replicas": 1,  # 0 stops oTree and keeps its data (restore and resetdb do this); never more than 1
-}
+# The experiment's fields and defaults are defined once, in otree_schema.
+DEFAULTS = otree_schema.defaults()
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 FQDN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -90,9 +73,10 @@ def _merge(defaults, given):
     return out
 
 
-# The nested fields: their known keys (a mapping given where DEFAULTS has one is checked against it).
-NESTED = {"postgres": DEFAULTS["postgres"], "backup": DEFAULTS["backup"], "resources": DEFAULTS["resources"],
-          "postgres.resources": DEFAULTS["postgres"]["resources"]}
+# The nested fields: their known keys (a mapping given where the schema has one is checked against it);
+# the keys of requests/limits are checked with their quantities.
+NESTED = dict((path, keys) for path, keys in otree_schema.nested_fields().items()
+              if not path.endswith((".requests", ".limits")) and path != "image_pull_secret")
 EXAMPLES = {"postgres": "postgres: {version: 16, storage_size: 5Gi}",
             "backup": "backup: {enabled: true, schedule: '17 3 * * *'}",
             "resources": "resources: {requests: {cpu: 250m, memory: 512Mi}, limits: {memory: 1Gi}}",
@@ -124,10 +108,10 @@ def normalize_spec(spec, index=0):
         raise SpecError("experiments[%d]" % index, "must be a mapping, got %s" % type(spec).__name__)
     name = spec.get("name")
     where = "experiments[%s]" % (name if isinstance(name, str) and name else index)
-    unknown = sorted(set(spec) - set(DEFAULTS) - {"name", "host", "image"})
+    unknown = sorted(set(spec) - set(otree_schema.EXPERIMENT))
     if unknown:
-        raise SpecError(where, "unknown field(s) %s (known: name, host, image, %s)" % (
-            ", ".join(unknown), ", ".join(sorted(DEFAULTS))))
+        raise SpecError(where, "unknown field(s) %s (known: %s)" % (
+            ", ".join(unknown), ", ".join(otree_schema.EXPERIMENT)))
     if spec.get("state", DEFAULTS["state"]) != "absent":  # removal needs only the name (and namespace)
         _check_nested(spec, where)
     s = _merge(DEFAULTS, spec)
@@ -638,6 +622,16 @@ def ingress_objects(spec):
     return out
 
 
+def owner_of(spec):
+    """The owner label value the experiment's objects are applied and pruned with."""
+    return "otree-%s" % spec["name"]
+
+
+def operations_owner(spec):
+    """The owner label value of an experiment's maintenance Jobs and Pods (never pruned with it)."""
+    return "otree-%s-operations" % spec["name"]
+
+
 def validate_all(experiments, defaults=None):
     """Every experiment checked, alone and against the others (names, hosts and namespaces each used
     once), without rendering anything: the normalized specs, or SpecError naming the first bad field."""
@@ -678,5 +672,5 @@ def render_all(experiments, existing_secrets=None, defaults=None):
         # protected from pruning unless purge (prune_protected) is asked for.
         manifests = render(spec, values) if spec["state"] == "present" else []
         out.append({"spec": spec, "manifests": manifests, "secrets": values, "generated": generated,
-                    "owner": "otree-%s" % spec["name"]})
+                    "owner": owner_of(spec)})
     return out

@@ -67,6 +67,29 @@ def run_role(tmp_path, listener, experiments):
     return proc, proc.stdout + proc.stderr, listener.count - before
 
 
+# What the role's argument spec (written from the experiment schema) refuses: Ansible's own check of
+# types, choices and nested fields, before the first task; it names the field and the variable.
+@pytest.mark.parametrize("experiments, says", [
+    ([dict(GOOD, postgres="17")], ["'postgres'", "otree_experiment_experiments", "unable to convert to dict"]),
+    ([dict(GOOD, postgres={"verison": 17})], ["otree_experiment_experiments.postgres.verison",
+                                               "Supported parameters include", "version"]),
+    ([dict(GOOD, websocket_timeout="an hour")], ["'websocket_timeout'", "cannot be converted to an int"]),
+    ([dict(GOOD, replicas=2)], ["value of replicas must be one of: 0, 1, got: 2"]),
+    ([dict(GOOD, auth_level="study")], ["value of auth_level must be one of: STUDY, DEMO"]),
+    ([dict(GOOD, image_pull_secret={"registry": "registry.example.org", "username": "deploy"})],
+     ["missing required arguments: password", "image_pull_secret"]),
+])
+def test_a_wrong_type_is_refused_by_the_argument_spec(tmp_path, listener, experiments, says):
+    proc, out, connections = run_role(tmp_path, listener, experiments)
+    assert proc.returncode != 0, out
+    assert "Validation of arguments failed" in out, out
+    assert all(text in out for text in says), out
+    assert "Traceback" not in out, out
+    assert connections == 0, "%d connection(s) before the mistake was reported" % connections
+
+
+# What only the renderer can say (FQDN, pinned image, quantities above zero, reserved and unique
+# names): the first task, before the cluster is read; the message names experiments[<name>].<field>.
 @pytest.mark.parametrize("experiments, field, says", [
     ([dict(GOOD, name="Public-Goods")], "experiments[Public-Goods].name", "lowercase"),
     ([dict(GOOD, host="pgg")], "experiments[pgg].host", "fully qualified domain name"),
@@ -74,9 +97,9 @@ def run_role(tmp_path, listener, experiments):
     ([dict(GOOD, admin_password="pw-4711")], "experiments[pgg].admin_password", "too short"),
     ([dict(GOOD, resources={"limits": {"memory": "lots"}})], "experiments[pgg].resources.limits.memory", "quantity"),
     ([dict(GOOD, postgres={"storage_size": "0Gi"})], "experiments[pgg].postgres.storage_size", "more than zero"),
-    ([dict(GOOD, postgres="version=17")], "experiments[pgg].postgres", "must be a mapping"),
-    ([dict(GOOD, run_as_user=True)], "experiments[pgg].run_as_user", "numeric user id"),
-    ([dict(GOOD, websocket_timeout="3600")], "experiments[pgg].websocket_timeout", "whole number of seconds"),
+    ([dict(GOOD, postgres={"version": 12})], "experiments[pgg].postgres.version", "from 13 to 18"),
+    ([dict(GOOD, run_as_user=0)], "experiments[pgg].run_as_user", "non-root numeric user id"),
+    ([dict(GOOD, websocket_timeout=5)], "experiments[pgg].websocket_timeout", "at least 60"),
     ([dict(GOOD, namespace="kube-system")], "experiments[pgg].namespace", "reserved"),
     ([GOOD, dict(SECOND, host=GOOD["host"])], "experiments[trust].host", "already used by experiment pgg"),
     ([GOOD, dict(SECOND, namespace="otree-pgg")], "experiments[trust].namespace", "already used by experiment pgg"),
