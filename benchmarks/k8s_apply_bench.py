@@ -38,8 +38,10 @@ sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 
 from tests.integration.conftest import experiment_manifests  # noqa: E402
 from tests.k8s.controlplane import ControlPlane, binaries  # noqa: E402
-from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import (  # noqa: E402
-    Client, Engine, KINDS, normalize)
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.client import Client  # noqa: E402
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.common import KINDS  # noqa: E402
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.engine import Engine  # noqa: E402
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.fields import normalize  # noqa: E402
 
 
 def make_client(kubeconfig):

@@ -17,6 +17,7 @@ import json
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import open_url
+from ansible_collections.oforest.otree.plugins.module_utils.errors import CollectionError
 
 RUNNER_TYPES = ("instance_type", "group_type", "project_type")
 # What an access token needs for the whole runner lifecycle (GitLab registers no scope as implying
@@ -29,10 +30,8 @@ VERIFY_SYSTEM_ID = "oforest-otree-token-check"
 UPDATABLE = ("description", "paused", "tag_list", "run_untagged", "locked", "access_level", "maximum_timeout")
 
 
-class GitLabError(Exception):
-    def __init__(self, message, status=None):
-        super(GitLabError, self).__init__(message)
-        self.status = status
+class GitLabError(CollectionError):
+    """GitLab refused or could not be reached; the message says what to fix."""
 
 
 class GitLab(object):

@@ -17,11 +17,20 @@ try:
 except ImportError:  # pragma: no cover - PyYAML ships with Ubuntu and with ansible-core
     HAS_YAML = False
 
+from ansible_collections.oforest.otree.plugins.module_utils.errors import CollectionError
+
 ADDON_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)?$")
 
 
-class StatusError(ValueError):
-    pass
+class StatusError(CollectionError, ValueError):
+    """`microk8s status` or the addons list says something we cannot use (`field`: which option)."""
+
+
+class AddonsError(StatusError):
+    """A bad entry in the addons option."""
+
+    def __init__(self, message):
+        super(AddonsError, self).__init__("addons: " + message, field="addons")
 
 
 def parse_status(text):
@@ -68,16 +77,16 @@ def normalize_addons(addons):
                 args = [args]
             unknown = sorted(set(item) - {"name", "args"})
             if unknown:
-                raise StatusError("addons[%d]: unknown key(s) %s (use name and args)" % (index, ", ".join(unknown)))
+                raise AddonsError("addons[%d]: unknown key(s) %s (use name and args)" % (index, ", ".join(unknown)))
         else:
-            raise StatusError("addons[%d]: must be a name or a mapping with name and args" % index)
+            raise AddonsError("addons[%d]: must be a name or a mapping with name and args" % index)
         if not isinstance(name, str) or not ADDON_NAME.match(name):
-            raise StatusError("addons[%d]: %r is not an addon name (e.g. dns, cert-manager, community/argocd)" % (
+            raise AddonsError("addons[%d]: %r is not an addon name (e.g. dns, cert-manager, community/argocd)" % (
                 index, name))
         if not all(isinstance(a, str) for a in args):
-            raise StatusError("addons[%d] (%s): args must be strings" % (index, name))
+            raise AddonsError("addons[%d] (%s): args must be strings" % (index, name))
         if name in seen:
-            raise StatusError("addons[%d]: %s is listed twice" % (index, name))
+            raise AddonsError("addons[%d]: %s is listed twice" % (index, name))
         seen.add(name)
         # a string is passed as written ('dns:1.1.1.1', the form every MicroK8s accepts)
         command = [item] if isinstance(item, str) else [name] + list(args)

@@ -25,6 +25,7 @@ import secrets
 import string
 
 from ansible_collections.oforest.otree.plugins.module_utils import otree_schema
+from ansible_collections.oforest.otree.plugins.module_utils.errors import CollectionError
 
 OTREE_PORT = 8000
 PROBE_PATH = "/static/favicon.ico"
@@ -55,12 +56,11 @@ IMAGE = re.compile(r"^(?P<repo>(?:[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
-class SpecError(ValueError):
+class SpecError(CollectionError, ValueError):
     """A bad experiment spec: `field` names what to fix."""
 
     def __init__(self, field, message):
-        super(SpecError, self).__init__("%s: %s" % (field, message))
-        self.field = field
+        super(SpecError, self).__init__("%s: %s" % (field, message), field=field)
 
 
 def _merge(defaults, given):

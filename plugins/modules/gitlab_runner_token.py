@@ -172,8 +172,9 @@ action:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.oforest.otree.plugins.module_utils.errors import reported
 from ansible_collections.oforest.otree.plugins.module_utils.gitlab import (
-    GitLab, GitLabError, attr_diff, desired_attrs)
+    GitLab, attr_diff, desired_attrs)
 
 
 def run(module, gl):
@@ -328,10 +329,8 @@ def main():
         if not tag or "," in tag:
             module.fail_json(msg="tags: %r is not a valid tag (no empty tags, no commas)." % tag)
     gl = GitLab(p["gitlab_url"], p["api_token"], validate_certs=p["validate_certs"], timeout=p["timeout"])
-    try:
+    with reported(module, "gitlab_runner_token"):
         result = run(module, gl)
-    except GitLabError as e:
-        module.fail_json(msg=str(e), status=e.status)
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

@@ -160,14 +160,14 @@ requests:
 """
 
 import base64
-import os
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, Client, Engine, K8sError)
+from ansible_collections.oforest.otree.plugins.module_utils.errors import reported
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.client import (
+    CONNECTION_ARGS, CONNECTION_EXCLUSIVE, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, client_from_params)
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.engine import Engine
 
 try:
     import yaml
@@ -225,52 +225,35 @@ def object_diff(obj):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            manifests=dict(type="raw", required=True),
-            namespace=dict(type="str"),
-            field_manager=dict(type="str", default="oforest.otree"),
-            owner=dict(type="str", default="oforest.otree"),
-            force_conflicts=dict(type="bool", default=False),
-            prune=dict(type="bool", default=False),
-            prune_protected=dict(type="bool", default=False),
-            prune_namespaces=dict(type="list", elements="str", default=[]),
-            wait=dict(type="bool", default=False),
-            wait_timeout=dict(type="int", default=300),
-            workers=dict(type="int", default=8),
-            kubeconfig=dict(type="raw", no_log=True),
-            context=dict(type="str"),
-            in_cluster=dict(type="bool", default=False),
-            host=dict(type="str"),
-            api_key=dict(type="str", no_log=True),
-            validate_certs=dict(type="bool", default=True, aliases=["verify_ssl"]),
-            ca_cert=dict(type="path"),
-        ),
-        mutually_exclusive=[("in_cluster", "kubeconfig")],
-        supports_check_mode=True,
+    argument_spec = dict(
+        manifests=dict(type="raw", required=True),
+        namespace=dict(type="str"),
+        field_manager=dict(type="str", default="oforest.otree"),
+        owner=dict(type="str", default="oforest.otree"),
+        force_conflicts=dict(type="bool", default=False),
+        prune=dict(type="bool", default=False),
+        prune_protected=dict(type="bool", default=False),
+        prune_namespaces=dict(type="list", elements="str", default=[]),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=300),
+        workers=dict(type="int", default=8),
     )
+    argument_spec.update(CONNECTION_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=CONNECTION_EXCLUSIVE,
+                           supports_check_mode=True)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=to_native(KUBERNETES_IMPORT_ERROR))
     params = module.params
     if params["workers"] < 1:
-        module.fail_json(msg="workers: must be at least 1, got %d" % params["workers"])
+        module.fail_json(msg="workers: must be at least 1, got %d" % params["workers"], field="workers")
     if params["wait_timeout"] < 1:
-        module.fail_json(msg="wait_timeout: must be at least 1 second, got %d" % params["wait_timeout"])
+        module.fail_json(msg="wait_timeout: must be at least 1 second, got %d" % params["wait_timeout"],
+                         field="wait_timeout")
     manifests = load_manifests(module, params["manifests"])
     hide_secret_values(module, manifests)
 
-    kubeconfig = params["kubeconfig"]
-    if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
-        module.fail_json(msg="kubeconfig: expected a file path or a kubeconfig mapping, got %s" % type(kubeconfig).__name__)
-    kubeconfig_path = kubeconfig if isinstance(kubeconfig, str) else None
-    if kubeconfig is None and not params["in_cluster"] and not params["host"]:
-        kubeconfig_path = os.environ.get("K8S_AUTH_KUBECONFIG")  # else KUBECONFIG, then ~/.kube/config
-    try:
-        client = Client(kubeconfig=kubeconfig_path,
-                        kubeconfig_content=kubeconfig if isinstance(kubeconfig, dict) else None,
-                        context=params["context"], in_cluster=params["in_cluster"], host=params["host"],
-                        api_key=params["api_key"], validate_certs=params["validate_certs"],
-                        ca_cert=params["ca_cert"], pool_size=max(params["workers"], 1) * 2)
+    with reported(module, "k8s_apply"):
+        client = client_from_params(params, pool_size=max(params["workers"], 1) * 2)
         engine = Engine(client, field_manager=params["field_manager"], owner=params["owner"],
                         force_conflicts=params["force_conflicts"], check_mode=module.check_mode,
                         workers=params["workers"], crd_timeout=params["wait_timeout"])
@@ -278,10 +261,6 @@ def main():
                              prune_protected=params["prune_protected"], wait=params["wait"],
                              wait_timeout=params["wait_timeout"], diff=module._diff,
                              prune_namespaces=params["prune_namespaces"])
-    except K8sError as e:
-        module.fail_json(msg=to_native(e), status=e.status)
-    except Exception as e:  # pragma: no cover - a bug: say so with the trace
-        module.fail_json(msg="k8s_apply failed unexpectedly: %s" % to_native(e), exception=traceback.format_exc())
 
     changed = any(o["action"] in ("created", "configured", "pruned") for o in objects)
     result = dict(changed=changed, objects=objects, requests=client.requests)

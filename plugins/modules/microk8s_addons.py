@@ -95,10 +95,10 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.oforest.otree.plugins.module_utils.errors import reported
 from ansible_collections.oforest.otree.plugins.module_utils.microk8s import (
-    HAS_YAML, StatusError, enable_argv, normalize_addons, parse_status, plan, unapplied_args)
+    HAS_YAML, enable_argv, normalize_addons, parse_status, plan, unapplied_args)
 
 
 class MicroK8s:
@@ -118,10 +118,8 @@ class MicroK8s:
         timeout = self.timeout if timeout is None else max(1, int(timeout))
         out = self.run([self.bin, "status", "--format", "yaml", "--wait-ready", "--timeout", str(timeout)],
                        "microk8s status")
-        try:
+        with reported(self.module, "microk8s status"):
             status = parse_status(out)
-        except StatusError as e:
-            self.module.fail_json(msg=to_native(e))
         if not status["running"]:
             self.module.fail_json(msg="MicroK8s is not running after %d s: look at `microk8s inspect` on the host "
                                   "(a full disk, too little memory, or a stopped snap: `snap start microk8s`)" %
@@ -172,10 +170,8 @@ def main():
     )
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML (Ubuntu: python3-yaml)"))
-    try:
+    with reported(module, "microk8s_addons"):
         wanted = normalize_addons(module.params["addons"])
-    except StatusError as e:
-        module.fail_json(msg="addons: %s" % to_native(e))
     if module.params["timeout"] < 1:
         module.fail_json(msg="timeout: must be at least 1 second")
     if not os.path.exists(module.params["microk8s_bin"]):

@@ -68,7 +68,7 @@ class Cluster:
         return not self.real or self.controlplane is not None
 
     def client(self, **kw):
-        from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Client
+        from ansible_collections.oforest.otree.plugins.module_utils.k8s.client import Client
         if self.real:
             if "api_key" in kw and self.controlplane:  # a deliberate credential, same server and CA
                 return Client(host=self.controlplane.url, ca_cert=str(self.controlplane.ca), **kw)
@@ -76,7 +76,7 @@ class Cluster:
         return Client(host=self.url, api_key=kw.pop("api_key", ADMIN_TOKEN), ca_cert=tls_files()[0], **kw)
 
     def engine(self, **kw):
-        from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Engine
+        from ansible_collections.oforest.otree.plugins.module_utils.k8s.engine import Engine
         client = self.client()
         return Engine(client, **kw), client
 

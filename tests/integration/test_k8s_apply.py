@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.conftest import experiment_manifests
 
-from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import K8sError
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.common import K8sError
 
 
 def actions(results):
@@ -202,7 +202,7 @@ def test_unknown_kind_names_the_api_version(cluster, namespace):
 def test_bad_token_is_reported_as_credentials(cluster, namespace):
     if not cluster.disposable:
         pytest.skip("needs a deliberately wrong token for the real cluster")
-    from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Engine
+    from ansible_collections.oforest.otree.plugins.module_utils.k8s.engine import Engine
     engine = Engine(cluster.client(api_key="wrong"))
     with pytest.raises(K8sError) as e:
         engine.run(experiment_manifests(namespace))
@@ -210,7 +210,8 @@ def test_bad_token_is_reported_as_credentials(cluster, namespace):
 
 
 def test_unreachable_server_names_its_address():
-    from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import Client, Engine
+    from ansible_collections.oforest.otree.plugins.module_utils.k8s.client import Client
+    from ansible_collections.oforest.otree.plugins.module_utils.k8s.engine import Engine
     engine = Engine(Client(host="http://127.0.0.1:9", api_key="x"))
     with pytest.raises(K8sError) as e:
         engine.run([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}])

@@ -20,7 +20,7 @@ from tests.unit.test_gitlab_runner_rbac import experiment_objects, rendered_obje
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
-from ansible_collections.oforest.otree.plugins.module_utils.k8s_apply import K8sError  # noqa: E402
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.common import K8sError  # noqa: E402
 
 ROLE = ROOT / "roles" / "gitlab_runner"
 # chart 0.83.0 values.yaml: runners.config as the chart ships it (namespace and image only)

@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 
 # The quantity canonicalisation and the FieldsV1 field sets below are written independently of
-# plugins/module_utils/k8s_apply.py on purpose: the stand-in plays the server, and sharing the
+# plugins/module_utils/k8s/ on purpose: the stand-in plays the server, and sharing the
 # engine's code would make the engine's tests agree with themselves. Both are checked against the
 # real server's recordings instead (test_standin_conformance.py, tests/unit/test_k8s_apply_engine.py).
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s-api-transcript"
