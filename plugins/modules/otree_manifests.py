@@ -25,15 +25,6 @@ description:
 author:
   - oforest.otree developers (@oforest)
 options:
-  experiments:
-    description:
-      - The experiments. Each is a mapping; see the role C(oforest.otree.otree_experiment)'s argument
-        specification for every field (name, host, image, image_pull_secret, auth_level, admin_password,
-        rest_key, production, extra_env, resources, run_as_user, postgres, ingress_class, cluster_issuer,
-        websocket_timeout, namespace, state, purge).
-    type: list
-    elements: dict
-    required: true
   defaults:
     description: Fields applied to every experiment that does not set them (e.g. ingress_class).
     type: dict
@@ -73,13 +64,20 @@ options:
     description: The experiment an operation other than C(deploy) is for (its name).
     type: str
   job_name:
-    description: Name of the Job or Pod an operation creates (unique per run, e.g. with a time stamp).
+    description:
+      - Name of the Job or Pod an operation creates. Default C(<operation>-<UTC time>) (unique per run),
+        C(backup-transfer) for C(transfer).
     type: str
   dump:
     description:
-      - File name of the dump on the backup volume, for C(backup) (written) and C(restore) (read).
-        Names start with C(otree-) and end with C(.dump).
+      - File name of the dump on the backup volume, for C(restore) (read) and C(backup) (written; default
+        C(otree-<UTC time>[-<label>].dump)). Names start with C(otree-) and end with C(.dump).
     type: str
+  label:
+    description: For C(backup) without O(dump), a word added to the dump's name (e.g. C(before-restore)).
+    type: str
+extends_documentation_fragment:
+  - oforest.otree.experiment
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -117,9 +115,8 @@ EXAMPLES = r"""
     experiments: "{{ otree_experiment_experiments }}"
     operation: backup
     experiment: public-goods
-    job_name: postgres-backup-20261127t101500z
-    dump: otree-20261127T101500Z-manual.dump
-  register: backup_job
+    label: manual
+  register: backup_job  # backup_job.operation.dump is the dump's name
 """
 
 RETURN = r"""
@@ -165,56 +162,111 @@ manifests:
   returned: always
   type: list
   elements: dict
+operation:
+  description: What an operation other than C(deploy) and C(validate) needs to run (empty for those two).
+  returned: always
+  type: dict
+  contains:
+    experiment:
+      description: The experiment's name.
+      type: str
+    namespace:
+      description: The experiment's namespace, where the Job or Pod runs.
+      type: str
+    name:
+      description: The Job's or Pod's name.
+      type: str
+      sample: backup-20261127t101500z
+    dump:
+      description: The dump's file name on the backup volume (C(backup), C(restore)).
+      type: str
+      sample: otree-20261127T101500Z-manual.dump
+    owner:
+      description: The owner label value of the operation's objects (not the experiment's, so they are never pruned
+        with it).
+      type: str
+    experiment_owner:
+      description: The experiment's owner label value.
+      type: str
+    stop:
+      description: The experiment's oTree Deployment with 0 replicas (no secret values).
+      type: list
+      elements: dict
+    start:
+      description: The experiment's oTree Deployment as it runs (no secret values).
+      type: list
+      elements: dict
 """
 
 import base64
+import datetime
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-import re
-
+from ansible_collections.oforest.otree.plugins.module_utils import otree_schema
+from ansible_collections.oforest.otree.plugins.module_utils.errors import reported
 from ansible_collections.oforest.otree.plugins.module_utils.otree_render import (
-    DNS_LABEL, SECRET_KEYS, SECRET_NAME, SpecError, backup_job, backup_reader_pod, render_all, resetdb_job,
-    restore_job, validate_all)
+    DNS_LABEL, SECRET_KEYS, SECRET_NAME, backup_job, backup_reader_pod, render_all, resetdb_job,
+    restore_job, operations_owner, owner_of, validate_all)
 
 DUMP_NAME = re.compile(r"^otree-[A-Za-z0-9._-]+\.dump$")
+LABEL = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 
 
 def operation_manifests(module, rendered):
-    """The Job or Pod of a maintenance operation on one experiment."""
+    """The Job or Pod of a maintenance operation on one experiment, and what the role needs to run it:
+    (manifests, operation) where operation names the Job or Pod, the dump, the namespace, the owner
+    label of the operation's objects, and the oTree Deployment stopped (replicas 0) and as it runs."""
     p = module.params
     if not p["experiment"]:
         module.fail_json(msg="experiment: name the experiment for operation %s" % p["operation"], field="experiment")
-    found = [item["spec"] for item in rendered if item["spec"]["name"] == p["experiment"]]
+    found = [item for item in rendered if item["spec"]["name"] == p["experiment"]]
     if not found:
         module.fail_json(msg="experiment: %r is not among the experiments (%s)" % (
             p["experiment"], ", ".join(item["spec"]["name"] for item in rendered) or "none"), field="experiment")
-    spec = found[0]
+    item = found[0]
+    spec = item["spec"]
     if spec["state"] != "present":
         module.fail_json(msg="experiment: %s has state absent; %s needs a running experiment" % (
             spec["name"], p["operation"]), field="experiment")
-    name = p["job_name"] or "%s-%s" % (p["operation"], spec["name"])
+    stamp = datetime.datetime.now(tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = p["job_name"] or ("backup-transfer" if p["operation"] == "transfer" else "%s-%s" % (
+        p["operation"], stamp.lower()))
     if not DNS_LABEL.match(name) or len(name) > 63:
         module.fail_json(msg="job_name: %r is not a valid object name (lowercase letters, digits, '-')" % name,
                          field="job_name")
-    if p["operation"] in ("backup", "restore"):
-        if not p["dump"] or not DUMP_NAME.match(p["dump"]):
-            module.fail_json(msg="dump: %r is not a dump file name like otree-20261127T031700Z.dump (a file on the "
-                             "experiment's backup volume)" % (p["dump"],), field="dump")
-        if p["operation"] == "backup":
-            return [backup_job(spec, p["dump"], name)]
-        return [restore_job(spec, p["dump"], name)]
-    if p["operation"] == "resetdb":
-        return [resetdb_job(spec, name)]
-    return [backup_reader_pod(spec, name)]
+    if p["label"] is not None and not LABEL.match(p["label"]):
+        module.fail_json(msg="label: %r is not a word for a file name (letters, digits, '.', '_', '-'; at most 40)"
+                         % (p["label"],), field="label")
+    dump = p["dump"]
+    if p["operation"] == "backup" and not dump:
+        dump = "otree-%s%s.dump" % (stamp, "-" + p["label"] if p["label"] else "")
+    if p["operation"] in ("backup", "restore") and (not dump or not DUMP_NAME.match(dump)):
+        module.fail_json(msg="dump: %r is not a dump file name like otree-20261127T031700Z.dump (a file on the "
+                         "experiment's backup volume)" % (dump,), field="dump")
+    if p["operation"] == "backup":
+        manifests = [backup_job(spec, dump, name)]
+    elif p["operation"] == "restore":
+        manifests = [restore_job(spec, dump, name)]
+    elif p["operation"] == "resetdb":
+        manifests = [resetdb_job(spec, name)]
+    else:
+        manifests = [backup_reader_pod(spec, name)]
+    # the oTree Deployment alone (it refers to the Secret by name and holds no secret value)
+    running = [obj for obj in item["manifests"] if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "otree"]
+    stopped = [dict(obj, spec=dict(obj["spec"], replicas=0)) for obj in running]
+    return manifests, {"experiment": spec["name"], "namespace": spec["namespace"], "name": name, "dump": dump,
+                       "owner": operations_owner(spec), "experiment_owner": owner_of(spec),
+                       "stop": stopped, "start": running}
 
 
 def summary(spec):
     """What the result says of an experiment, without secrets."""
     return {"name": spec["name"], "namespace": spec["namespace"], "state": spec["state"], "purge": spec["purge"],
             "url": "https://%s/" % spec["host"] if spec["state"] == "present" else None,
-            "owner": "otree-%s" % spec["name"], "secret": "%s/%s" % (spec["namespace"], SECRET_NAME)}
+            "owner": owner_of(spec), "secret": "%s/%s" % (spec["namespace"], SECRET_NAME)}
 
 
 def existing_by_namespace(module, secrets):
@@ -239,7 +291,8 @@ def existing_by_namespace(module, secrets):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            experiments=dict(type="list", elements="dict", required=True),
+            # types, choices, nested fields and no_log from the one experiment schema
+            experiments=dict(type="list", elements="dict", required=True, options=otree_schema.argument_spec()),
             defaults=dict(type="dict", default={}),
             # not no_log: that would mask every string in it (apiVersion, names) throughout the result;
             # the secret values are registered below and the parameter is not logged (see main)
@@ -250,6 +303,7 @@ def main():
             experiment=dict(type="str"),
             job_name=dict(type="str"),
             dump=dict(type="str"),
+            label=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -259,20 +313,7 @@ def main():
     # secret values (given or stored) never reach the output, the logged arguments included
     for values in by_namespace.values():
         module.no_log_values.update(v for v in values.values() if len(v) >= 3)
-    for exp in module.params["experiments"]:
-        for key in ("admin_password", "rest_key"):
-            if isinstance(exp.get(key), str) and exp[key]:
-                module.no_log_values.add(exp[key])
-        if isinstance(exp.get("image_pull_secret"), dict) and exp["image_pull_secret"].get("password"):
-            module.no_log_values.add(exp["image_pull_secret"]["password"])
-    try:
-        # match stored secrets to experiments by their namespace (default otree-<name>)
-        existing = {}
-        for exp in module.params["experiments"]:
-            if isinstance(exp, dict) and exp.get("name"):
-                ns = exp.get("namespace") or module.params["defaults"].get("namespace") or "otree-%s" % exp["name"]
-                if ns in by_namespace:
-                    existing[exp["name"]] = by_namespace[ns]
+    with reported(module, "otree_manifests"):
         experiments = module.params["experiments"]
         names = [exp.get("name") for exp in experiments if isinstance(exp, dict)]
         unknown = [n for n in module.params["stopped"] if n not in names]
@@ -281,18 +322,19 @@ def main():
                 str(n) for n in names)), field="stopped")
         experiments = [dict(exp, replicas=0) if isinstance(exp, dict) and exp.get("name") in module.params["stopped"]
                        else exp for exp in experiments]
+        specs = validate_all(experiments, module.params["defaults"])
         if module.params["operation"] == "validate":
-            specs = validate_all(experiments, module.params["defaults"])
             module.exit_json(changed=False, manifests=[], secret_keys=list(SECRET_KEYS), experiments=[summary(
                 spec) for spec in specs])
+        # stored secrets belong to the experiment whose namespace holds them (the renderer names it)
+        existing = dict((spec["name"], by_namespace[spec["namespace"]]) for spec in specs
+                        if spec["namespace"] in by_namespace)
         rendered = render_all(experiments, existing, module.params["defaults"])
-    except SpecError as e:
-        module.fail_json(msg=to_native(e), field=e.field)
-    ops = operation_manifests(module, rendered) if module.params["operation"] != "deploy" else []
+    ops, operation = operation_manifests(module, rendered) if module.params["operation"] != "deploy" else ([], {})
 
     out = [dict(summary(item["spec"]), owner=item["owner"], manifests=item["manifests"],
                 generated=item["generated"] if item["spec"]["state"] == "present" else []) for item in rendered]
-    module.exit_json(changed=False, experiments=out, manifests=ops, secret_keys=list(SECRET_KEYS))
+    module.exit_json(changed=False, experiments=out, manifests=ops, operation=operation, secret_keys=list(SECRET_KEYS))
 
 
 if __name__ == "__main__":
