@@ -22,6 +22,7 @@ platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
     molecule-microk8s) echo "ubuntu ${UBUNTU// /, } (podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
     molecule-site) echo "ubuntu ${UBUNTU// /, } (podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
+    molecule-scaffold) echo "controller" ;;
     molecule-*)
       if grep -q "name: podman" "molecule/${1#molecule-}/molecule.yml"; then echo "ubuntu ${UBUNTU// /, } (podman)"
       elif [ "$1" = molecule-openstack_server ]; then echo "controller + REAL OpenStack Zed (Debian 12 packages)"
