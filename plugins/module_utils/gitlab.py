@@ -31,7 +31,10 @@ UPDATABLE = ("description", "paused", "tag_list", "run_untagged", "locked", "acc
 
 
 class GitLabError(CollectionError):
-    """GitLab refused or could not be reached; the message says what to fix."""
+    """GitLab refused or could not be reached; the message says what to fix (`status`: GitLab's HTTP status)."""
+
+    def __init__(self, message, status=None):
+        super(GitLabError, self).__init__(message, status=status)
 
 
 class GitLab(object):

@@ -25,7 +25,7 @@ class FakeModule:
 @pytest.mark.parametrize("error, field, status", [
     (otree_render.SpecError("experiments[pgg].host", "not a name"), "experiments[pgg].host", None),
     (common.K8sError("forbidden", status=403), None, 403),
-    (gitlab.GitLabError("token refused", status=401), None, 401),
+    (gitlab.GitLabError("token refused", 401), None, 401),  # positional, as the client raises it
     (microk8s.AddonsError("addons[0]: 'Ingress' is not an addon name"), "addons", None),
 ])
 def test_an_error_for_the_user_names_its_field_and_status(error, field, status):
