@@ -1,6 +1,6 @@
 """STAND-IN for what a real gitlab-runner makes of the values our gitlab_runner role renders: the job
 pod its kubernetes executor asks the API server for, and the manager pod of the Helm chart's
-Deployment. The real runner cannot be built here (README: the module proxy refuses labkit) and the
+Deployment. The real runner cannot be built here (docs/testing.md: the module proxy refuses labkit) and the
 chart's repository cannot be reached, so these two functions stand in for them; the pods they return
 go to the REAL kube-apiserver, whose Pod Security admission judges them.
 

@@ -81,7 +81,7 @@ def deployment(template):
 
 
 def test_what_the_deployer_can_and_cannot_start(deployer_ns):
-    """README, "What the deploy job's identity may do": it may not start a bare pod or read the
+    """README, "What that identity may do, precisely": it may not start a bare pod or read the
     Secret, but a Deployment it creates may mount the experiment's Secret (the oTree Deployment must),
     so whoever controls the pipeline can read the experiment's secrets through a pod; a root pod
     passes as a Deployment (Pod Security only warns on templates) and is refused when its pods are

@@ -13,7 +13,7 @@ Why not kubernetes.core's client (its DynamicClient): the engine sends server-si
 concurrently from a thread pool, reads the live objects with one LIST per kind filtered by our owner
 label, and takes the kinds it applies from a table without API discovery; kubernetes.core.k8s applies
 a list's objects one after the other. On the real API server a no-op task with 50 experiments took
-9.7 s with kubernetes.core.k8s and 1.6 s with ours (README, Benchmarks). We use the same kubernetes
+9.7 s with kubernetes.core.k8s and 1.6 s with ours (docs/testing.md, Benchmarks). We use the same kubernetes
 library for configuration loading and transport, and take the same connection options (kubeconfig
 path or mapping, context, in_cluster, host, api_key, validate_certs, ca_cert).
 """
