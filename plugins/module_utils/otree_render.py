@@ -627,6 +627,26 @@ def owner_of(spec):
     return "otree-%s" % spec["name"]
 
 
+def summary(spec):
+    """What a module's result says of an experiment, without secrets."""
+    return {"name": spec["name"], "namespace": spec["namespace"], "state": spec["state"], "purge": spec["purge"],
+            "url": "https://%s/" % spec["host"] if spec["state"] == "present" else None,
+            "owner": owner_of(spec), "secret": "%s/%s" % (spec["namespace"], SECRET_NAME)}
+
+
+def stored_values(secret):
+    """The values an experiment's Secret (as the API returns it) holds, decoded."""
+    meta = secret.get("metadata") or {}
+    values = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            values[key] = base64.b64decode(value).decode("utf-8")
+        except (TypeError, ValueError):
+            raise SpecError("existing_secrets", "%s/%s key %s is not base64" % (meta.get("namespace"), meta.get("name"),
+                                                                                key))
+    return values
+
+
 def operations_owner(spec):
     """The owner label value of an experiment's maintenance Jobs and Pods (never pruned with it)."""
     return "otree-%s-operations" % spec["name"]

@@ -198,18 +198,16 @@ operation:
       elements: dict
 """
 
-import base64
 import datetime
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.oforest.otree.plugins.module_utils import otree_schema
 from ansible_collections.oforest.otree.plugins.module_utils.errors import reported
 from ansible_collections.oforest.otree.plugins.module_utils.otree_render import (
     DNS_LABEL, SECRET_KEYS, SECRET_NAME, backup_job, backup_reader_pod, render_all, resetdb_job,
-    restore_job, operations_owner, owner_of, validate_all)
+    restore_job, operations_owner, owner_of, stored_values, summary, validate_all)
 
 DUMP_NAME = re.compile(r"^otree-[A-Za-z0-9._-]+\.dump$")
 LABEL = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
@@ -262,29 +260,15 @@ def operation_manifests(module, rendered):
                        "stop": stopped, "start": running}
 
 
-def summary(spec):
-    """What the result says of an experiment, without secrets."""
-    return {"name": spec["name"], "namespace": spec["namespace"], "state": spec["state"], "purge": spec["purge"],
-            "url": "https://%s/" % spec["host"] if spec["state"] == "present" else None,
-            "owner": owner_of(spec), "secret": "%s/%s" % (spec["namespace"], SECRET_NAME)}
-
-
 def existing_by_namespace(module, secrets):
     out = {}
     for obj in secrets or []:
         if not isinstance(obj, dict):
-            module.fail_json(msg="existing_secrets: each item must be a Secret object (as k8s_info returns it)")
-        meta = obj.get("metadata") or {}
-        if meta.get("name") != SECRET_NAME:
-            continue
-        values = {}
-        for key, value in (obj.get("data") or {}).items():
-            try:
-                values[key] = to_native(base64.b64decode(value))
-            except (TypeError, ValueError):
-                module.fail_json(msg="existing_secrets: %s/%s key %s is not base64" % (
-                    meta.get("namespace"), meta.get("name"), key))
-        out[meta.get("namespace")] = values
+            module.fail_json(msg="existing_secrets: each item must be a Secret object (as k8s_info returns it)",
+                             field="existing_secrets")
+        if (obj.get("metadata") or {}).get("name") == SECRET_NAME:
+            with reported(module, "otree_manifests"):
+                out[obj["metadata"].get("namespace")] = stored_values(obj)
     return out
 
 

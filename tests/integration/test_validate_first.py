@@ -53,7 +53,8 @@ def listener():
     lis.sock.close()
 
 
-def run_role(tmp_path, listener, experiments):
+def write_kubeconfig(tmp_path, listener):
+    """A kubeconfig whose API server is the counting listener."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "lab",
@@ -61,6 +62,11 @@ def run_role(tmp_path, listener, experiments):
                                                  "insecure-skip-tls-verify": True}}],
         "users": [{"name": "admin", "user": {"token": "not-a-real-token"}}],
         "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "admin"}}]}))
+    return kubeconfig
+
+
+def run_role(tmp_path, listener, experiments):
+    kubeconfig = write_kubeconfig(tmp_path, listener)
     before = listener.count
     proc = ansible_playbook(tmp_path, PLAYBOOK, "-e", json.dumps(
         {"kubeconfig": str(kubeconfig), "otree_experiment_experiments": experiments}))
@@ -117,3 +123,30 @@ def test_a_good_entry_does_contact_the_cluster(tmp_path, listener):
     """The control: the same run with a good entry gets past the check and reaches the listener."""
     proc, out, connections = run_role(tmp_path, listener, [GOOD])
     assert proc.returncode != 0 and connections >= 1, out
+
+
+MODULE_PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Deploy straight with the module
+      oforest.otree.otree_experiments:
+        kubeconfig: "{{ kubeconfig }}"
+        experiments: "{{ otree_experiment_experiments }}"
+"""
+
+
+@pytest.mark.parametrize("experiments, says", [
+    ([dict(GOOD, host="pgg")], "experiments[pgg].host: 'pgg' is not a fully qualified domain name"),
+    ([GOOD, dict(SECOND, namespace="otree-pgg")], "experiments[trust].namespace: otree-pgg is already used"),
+    ([dict(GOOD, postgres={"verison": 17})], "experiments.postgres.verison"),
+])
+def test_the_module_alone_also_checks_before_any_contact(tmp_path, listener, experiments, says):
+    """otree_experiments used without the role: the same checks, still before the first connection."""
+    kubeconfig = write_kubeconfig(tmp_path, listener)
+    before = listener.count
+    proc = ansible_playbook(tmp_path, MODULE_PLAYBOOK, "-e", json.dumps(
+        {"kubeconfig": str(kubeconfig), "otree_experiment_experiments": experiments}))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and says in out and "Traceback" not in out, out
+    assert listener.count == before, "the module connected before reporting the mistake"

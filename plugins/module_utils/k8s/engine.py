@@ -340,3 +340,11 @@ class Engine:
 
     def wait_all(self, items, timeout):
         wait_rolled_out(self, items, timeout)
+
+
+def object_diff(obj):
+    """A result's before/after as ansible's diff callback renders it, headed by what it is (nothing
+    before a creation; Secret values already redacted)."""
+    label = "%s %s" % (obj["kind"], "%s/%s" % (obj["namespace"], obj["name"]) if obj["namespace"] else obj["name"])
+    return {"before_header": label, "after_header": label,
+            "before": obj["diff"]["before"] or "", "after": obj["diff"]["after"] or ""}
