@@ -67,7 +67,14 @@ activate() { # shellcheck disable=SC1091
 
 stage_yamllint() { activate; yamllint --strict .; }
 
-stage_ansible-lint() { activate; NO_COLOR=1 ansible-lint --nocolor --profile production --offline; }
+# ansible-lint also looks in ~/.ansible/collections, where Molecule's prerun leaves a copy of this
+# collection from an earlier run: an old copy there hides a new module (syntax-check[unknown-module]).
+# Molecule makes a fresh copy on its next run.
+stage_ansible-lint() {
+  activate
+  rm -rf "${HOME:?}/.ansible/collections/ansible_collections/oforest/otree"
+  NO_COLOR=1 ansible-lint --nocolor --profile production --offline
+}
 
 stage_sanity() {
   activate

@@ -34,6 +34,16 @@ def _resources(description, requests, limits):
         "limits": section("The most it may use.", limits)}}
 
 
+_BACKUP = {
+    "enabled": {"description": "Run the backup CronJob.", "type": "bool", "default": True},
+    "schedule": {"description": "When, as a cron schedule with 5 fields (UTC).", "type": "str",
+                 "default": "17 3 * * *"},
+    "retention_days": {"description": "Days a nightly dump is kept.", "type": "int", "default": 14},
+    "storage_size": {"description": "Size of the backup volume.", "type": "str", "default": "5Gi"},
+    "storage_class": {"description": "Storage class of the backup volume (none: the cluster's default).",
+                      "type": "str", "default": None},
+}
+
 # One experiment. Order is the order of the documentation.
 EXPERIMENT = {
     "name": {"description": "Experiment name (1-40 lowercase letters, digits, '-'); its namespace is otree-<name>.",
@@ -43,7 +53,7 @@ EXPERIMENT = {
     "image": {"description": "The oTree image with a pinned tag or digest (not :latest).", "type": "str"},
     "image_pull_secret": {
         "description": "Credentials for a private registry (a GitLab deploy token with read_registry).",
-        "type": "dict", "default": None, "options": {
+        "type": "dict", "default": None, "no_log": False, "options": {  # only its password is secret
             "registry": {"description": "Registry host, e.g. registry.gitlab.example.org.", "type": "str",
                          "required": True},
             "username": {"description": "Deploy token username.", "type": "str", "required": True},
@@ -68,14 +78,7 @@ EXPERIMENT = {
                           "type": "str", "default": None},
         "resources": _resources("Postgres container requests and limits:", ("100m", "256Mi"), ("1", "1Gi"))}},
     "backup": {"description": "Nightly backups (pg_dump, custom format) to a backup volume in the experiment's "
-                              "namespace.", "type": "dict", "options": {
-        "enabled": {"description": "Run the backup CronJob.", "type": "bool", "default": True},
-        "schedule": {"description": "When, as a cron schedule with 5 fields (UTC).", "type": "str",
-                     "default": "17 3 * * *"},
-        "retention_days": {"description": "Days a nightly dump is kept.", "type": "int", "default": 14},
-        "storage_size": {"description": "Size of the backup volume.", "type": "str", "default": "5Gi"},
-        "storage_class": {"description": "Storage class of the backup volume (none: the cluster's default).",
-                          "type": "str", "default": None}}},
+                              "namespace.", "type": "dict", "options": _BACKUP},
     "ingress_class": {"description": "Ingress class (traefik, or public/nginx for ingress-nginx).", "type": "str",
                       "choices": ["public", "nginx", "traefik"], "default": "public"},
     "cluster_issuer": {"description": "cert-manager ClusterIssuer for the TLS certificate.", "type": "str",
@@ -142,8 +145,8 @@ def documentation(options=None, default_in_description=False):
                 doc[field] = opt[field]
         if opt.get("default") not in (None, {}):
             if default_in_description:
-                doc["description"] = "%s Default: C(%s)." % (opt["description"], str(opt["default"]).lower()
-                                                           if isinstance(opt["default"], bool) else opt["default"])
+                default = str(opt["default"]).lower() if isinstance(opt["default"], bool) else opt["default"]
+                doc["description"] = "%s Default: C(%s)." % (opt["description"], default)
             else:
                 doc["default"] = opt["default"]
         if "options" in opt:

@@ -19,9 +19,10 @@ __metaclass__ = type
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.oforest.otree.plugins.module_utils.k8s.common import (FIRST_KINDS, GENERATED_ANNOTATION, KINDS, OWNER_LABEL, PROTECTED_KINDS, K8sError,
-                                                                    describe)
-from ansible_collections.oforest.otree.plugins.module_utils.k8s.fields import comparable, contained, field_set, fieldsv1_set, normalize, redact
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.common import (
+    FIRST_KINDS, GENERATED_ANNOTATION, KINDS, OWNER_LABEL, PROTECTED_KINDS, K8sError, describe)
+from ansible_collections.oforest.otree.plugins.module_utils.k8s.fields import (
+    comparable, contained, field_set, fieldsv1_set, normalize, redact)
 from ansible_collections.oforest.otree.plugins.module_utils.k8s.waits import wait_established, wait_rolled_out
 
 
