@@ -95,33 +95,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 experiments:
-  description: One entry per experiment, in the order given.
+  description:
+    - One entry per experiment, in the order given, with the same summary fields as
+      M(oforest.otree.otree_manifests) returns (C(name), C(namespace), C(state), C(purge), C(url), C(owner),
+      C(secret)) and what this run did to it.
   returned: always
   type: list
   elements: dict
   contains:
-    name:
-      description: The experiment's name.
-      type: str
-    namespace:
-      description: Its namespace.
-      type: str
-    state:
-      description: present or absent.
-      type: str
-    purge:
-      description: Whether removal also deleted its data.
-      type: bool
     url:
       description: Where participants and the admin reach it (present experiments).
       type: str
       sample: https://pgg.experiments.example.org/
-    owner:
-      description: The owner label value its objects carry.
-      type: str
-    secret:
-      description: Namespace/name of the Secret holding the admin password and REST key.
-      type: str
     generated:
       description: Secret keys generated in this run (empty once they exist in the cluster).
       type: list
