@@ -71,20 +71,21 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Deploy two experiments
+- name: Deploy the lab's experiments (fields as in the otree_experiment role), with a private image
   oforest.otree.otree_experiments:
     kubeconfig: ~/.kube/oforest-otree.yaml
     experiments:
-      - name: public-goods
-        host: pgg.experiments.example.org
-        image: registry.gitlab.example.org/lab/pgg:3f2a9c1
       - name: trust
         host: trust.experiments.example.org
         image: registry.gitlab.example.org/lab/trust:1.4.0
-        auth_level: DEMO
-    defaults:
-      ingress_class: traefik
+        image_pull_secret: {registry: registry.gitlab.example.org, username: deploy, password: "{{ vault_token }}"}
+        postgres: {version: 17, storage_size: 10Gi}
+    defaults: {ingress_class: traefik}
   register: deployed
+
+- name: Say where each one is
+  ansible.builtin.debug:
+    msg: "{{ deployed.experiments | map(attribute='url') | list }}"
 
 - name: Remove one, keeping its data
   oforest.otree.otree_experiments:
