@@ -150,3 +150,31 @@ def test_the_module_alone_also_checks_before_any_contact(tmp_path, listener, exp
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and says in out and "Traceback" not in out, out
     assert listener.count == before, "the module connected before reporting the mistake"
+
+
+OPERATION_PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: An operation's entry point
+      ansible.builtin.include_role:
+        name: oforest.otree.otree_experiment
+        tasks_from: "{{ entry }}"
+      vars:
+        otree_experiment_kubeconfig: "{{ kubeconfig }}"
+        otree_experiment_target: pgg
+        otree_experiment_confirm: pgg
+        otree_experiment_restore_dump: otree-20261127T101500Z-manual.dump
+"""
+
+
+@pytest.mark.parametrize("entry", ["backup", "restore", "resetdb"])
+def test_the_operations_check_the_experiments_first_too(tmp_path, listener, entry):
+    """backup, restore and resetdb start with the same check: a bad entry is named, nothing contacted."""
+    kubeconfig = write_kubeconfig(tmp_path, listener)
+    before = listener.count
+    proc = ansible_playbook(tmp_path, OPERATION_PLAYBOOK, "-e", json.dumps(
+        {"kubeconfig": str(kubeconfig), "entry": entry, "otree_experiment_experiments": [dict(GOOD, host="pgg")]}))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "experiments[pgg].host:" in out and "Traceback" not in out, out
+    assert listener.count == before, "%s connected before reporting the mistake" % entry
