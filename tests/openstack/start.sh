@@ -23,6 +23,20 @@ if ! podman exec "$NAME" bash /opt/osbox/wait.sh; then
   exit 1
 fi
 podman exec "$NAME" sh -c 'su -s /bin/sh nova -c "nova-manage cell_v2 discover_hosts"' > /dev/null
+# cinder-volume reports "up" before cinder-scheduler has its pool's capacity; until then every new
+# volume fails with "No valid backend was found". Wait until a probe volume becomes available.
+if ! podman exec "$NAME" bash -c '. /root/admin-openrc
+  for _ in $(seq 40); do
+    id=$(openstack volume create --size 1 osbox-probe -f value -c id) || exit 1
+    for _ in 1 2 3 4 5; do
+      st=$(openstack volume show "$id" -f value -c status); [ "$st" = creating ] || break; sleep 1
+    done
+    openstack volume delete "$id" > /dev/null 2>&1
+    [ "$st" = available ] && exit 0
+    sleep 3
+  done; exit 1'; then
+  echo "OpenStack box: Cinder's scheduler never found its backend" >&2; exit 1
+fi
 cloud() { # cloud NAME USER PASSWORD PROJECT
   cat <<YAML
   $1:
