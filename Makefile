@@ -9,7 +9,8 @@ ifndef VENV
 VENV := $(shell OFOREST_CACHE="$(OFOREST_CACHE)" scripts/paths.sh venv)
 endif
 # Ubuntu releases whose images are built and whose platforms the scenarios run on.
-# CI runs 20.04 only (time budget); 22.04 and 24.04 recipes exist: make images UBUNTU="22.04 24.04".
+# molecule-site and molecule-microk8s run on 20.04 in every CI run; the host scenarios (default,
+# harden) take 20.04, 22.04 and 24.04 in turn (tests/ci.sh, OFOREST_HOST_RELEASE).
 UBUNTU ?= 20.04
 SCENARIO ?= default
 export OFOREST_CACHE VENV UBUNTU
