@@ -29,5 +29,5 @@ while True:
         if prompt in seen:
             os.write(fd, answer + b"\n")
             answered = True
-_, status = os.waitpid(pid, 0)
+status = os.waitpid(pid, 0)[1]
 sys.exit(os.waitstatus_to_exitcode(status))
