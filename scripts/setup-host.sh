@@ -7,7 +7,8 @@ set -euo pipefail
 PACKAGES=(podman runc iptables nftables netavark aardvark-dns buildah debootstrap uidmap
           slirp4netns fuse-overlayfs curl rsync git make python3-venv
           postgresql chromium libnss3-tools  # oTree runtime + HTTPS bots: PostgreSQL, Chromium, its NSS db
-          gcc libc6-dev squashfs-tools)  # the node snap: pause built static, the snap packed
+          gcc libc6-dev squashfs-tools  # the node snap: pause built static, the snap packed
+          sudo)  # the local lab host: a non-root user starts its root podman container through sudo
 
 if [ "$(id -u)" != 0 ]; then
   echo "scripts/setup-host.sh must run as root (it installs packages and writes /etc/containers)" >&2
