@@ -31,6 +31,7 @@ platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
     molecule-microk8s) echo "ubuntu ${UBUNTU// /, } (podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
     molecule-site) echo "ubuntu ${UBUNTU// /, } (podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
+    molecule-lab_host) echo "controller as a non-root user + ubuntu 20.04 (root podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
     molecule-scaffold) echo "controller" ;;
     molecule-*)
       if [[ $HOST_SCENARIOS == *" ${1#molecule-} "* ]]; then echo "ubuntu $OFOREST_HOST_RELEASE (podman)"
