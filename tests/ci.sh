@@ -6,7 +6,8 @@
 #
 # Environment: OFOREST_CACHE (venv, images' keyring, logs; scripts/paths.sh: root /var/cache/oforest-otree),
 #              UBUNTU (test host releases, default "20.04"), OFOREST_HOST_RELEASE (the release of
-#              the host scenarios, below), SCENARIOS (default: every molecule/*/).
+#              the host scenarios, below), OFOREST_OPENSTACK_CHECKS (paths, walkthrough or all: the
+#              openstack_server scenario's longer checks, below), SCENARIOS (default: every molecule/*/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,8 +19,13 @@ source scripts/paths.sh   # OFOREST_CACHE, VENV
 # one. molecule-microk8s stays on 20.04: on 22.04 and 24.04 hosts under podman, snapd's snap-confine
 # refuses to run the node snap's install hook: this machine has no CAP_SYS_RESOURCE (docs/testing.md).
 HOST_RELEASES=(20.04 22.04 24.04)
-: "${OFOREST_HOST_RELEASE:=${HOST_RELEASES[$(( $(git rev-list --count HEAD 2>/dev/null || echo 0) % 3 ))]}}"
-export OFOREST_CACHE VENV UBUNTU OFOREST_HOST_RELEASE
+COMMITS=$(git rev-list --count HEAD 2>/dev/null || echo 0)
+: "${OFOREST_HOST_RELEASE:=${HOST_RELEASES[$(( COMMITS % 3 ))]}}"
+# molecule-openstack_server's two longer checks (the provisioning paths, ~4 min, and README's
+# walkthrough commands, ~1.5 min) likewise alternate by the commit count; "all" runs both.
+OPENSTACK_CHECKS=(paths walkthrough)
+: "${OFOREST_OPENSTACK_CHECKS:=${OPENSTACK_CHECKS[$(( COMMITS % 2 ))]}}"
+export OFOREST_CACHE VENV UBUNTU OFOREST_HOST_RELEASE OFOREST_OPENSTACK_CHECKS
 HOST_SCENARIOS=" default harden "
 LOGDIR=$ROOT/tests/output/logs
 mkdir -p "$LOGDIR"
@@ -36,7 +42,8 @@ platforms_of() { # the Ubuntu releases a stage ran on
     molecule-*)
       if [[ $HOST_SCENARIOS == *" ${1#molecule-} "* ]]; then echo "ubuntu $OFOREST_HOST_RELEASE (podman)"
       elif grep -q "name: podman" "molecule/${1#molecule-}/molecule.yml"; then echo "ubuntu ${UBUNTU// /, } (podman)"
-      elif [ "$1" = molecule-openstack_server ]; then echo "controller + REAL OpenStack Zed (Debian 12 packages)"
+      elif [ "$1" = molecule-openstack_server ]; then
+        echo "controller + REAL OpenStack Zed (Debian 12 packages); checks: $OFOREST_OPENSTACK_CHECKS"
       elif [ -n "${OFOREST_KUBECONFIG:-}" ]; then echo "controller + real cluster"
       else echo "controller + STAND-IN k8s API server"; fi ;;
     images) echo "ubuntu $(image_releases | sed 's/ /, /g')" ;;
