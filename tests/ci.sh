@@ -32,6 +32,7 @@ mkdir -p "$LOGDIR"
 
 declare -a ROWS=()
 FAILED=0
+FAILED_STAGES=()
 
 platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
@@ -74,6 +75,7 @@ run_stage() { # run_stage NAME COMMAND...: time it, log it, record a row
   else
     ROWS+=("$(printf '%-28s %-6s %6s  %s' "$name" FAIL "$secs" "$(platforms_of "$name") (log: tests/output/logs/$name.log)")")
     FAILED=1
+    FAILED_STAGES+=("$name")
   fi
   return "$rc"
 }
@@ -190,6 +192,13 @@ summary() {
   printf '%s\n' "${ROWS[@]}"
   echo "================================================="
   if [ "$FAILED" = 0 ]; then echo "all stages passed"; else echo "some stages FAILED"; fi
+  # Only the end of this output may reach whoever reads a CI run (not the logs): say why, briefly.
+  local name
+  for name in "${FAILED_STAGES[@]}"; do
+    echo "--- why $name failed (the log's error lines; all in tests/output/logs/$name.log)"
+    grep -E -A4 'fatal:|FAILED!|^ERROR|CRITICAL|Idempotence test failed|failed=[1-9]|unreachable=[1-9]|^E  ' \
+      "$LOGDIR/$name.log" | grep -v -E '^(--)?$' | cut -c1-400 | tail -n 15 || true
+  done
 }
 
 run_named() { # one stage by name
