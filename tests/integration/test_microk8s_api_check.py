@@ -22,13 +22,13 @@ PLAYBOOK = """
 """
 
 
-def run_check(tmp_path, server):
+def run_check(tmp_path, server, *extra):
     kubeconfig = tmp_path / "kubeconfig.yaml"
     kubeconfig.write_text(json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": [
         {"name": "microk8s-cluster", "cluster": {"server": server}}]}))
     proc = ansible_playbook(tmp_path, PLAYBOOK, "-e", json.dumps({
         "microk8s_kubeconfig_dest": str(kubeconfig), "microk8s_api_check_timeout": 2,
-        "ansible_host": "192.0.2.10"}))
+        "ansible_host": "192.0.2.10"}), *extra)
     return proc, proc.stdout + proc.stderr
 
 
@@ -49,9 +49,11 @@ def test_a_port_nobody_admits_names_the_admin_networks(tmp_path):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_a_listening_server_passes(tmp_path, host):
+@pytest.mark.parametrize("mode", [[], ["--check"]], ids=["run", "check-mode"])
+def test_a_listening_server_passes(tmp_path, host, mode):
+    # --check too: a lab's dry run on an installed cluster has the kubeconfig (the probe only reads)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(4)
-        proc, out = run_check(tmp_path, "https://%s:%d" % (host, s.getsockname()[1]))
+        proc, out = run_check(tmp_path, "https://%s:%d" % (host, s.getsockname()[1]), *mode)
     assert proc.returncode == 0, out
