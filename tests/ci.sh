@@ -36,7 +36,7 @@ FAILED_STAGES=()
 
 platforms_of() { # the Ubuntu releases a stage ran on
   case "$1" in
-    molecule-microk8s) echo "ubuntu ${UBUNTU// /, } (podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
+    molecule-microk8s) echo "2 x ubuntu ${UBUNTU// /, } (podman), one cluster + REAL Kubernetes $(k8s_version) nodes (STAND-IN snap packaging)" ;;
     molecule-site) echo "ubuntu ${UBUNTU// /, } (podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
     molecule-lab_host) echo "controller as a non-root user + ubuntu 20.04 (root podman) + REAL Kubernetes $(k8s_version) node (STAND-IN snap packaging)" ;;
     molecule-scaffold) echo "controller" ;;
