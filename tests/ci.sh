@@ -196,8 +196,8 @@ summary() {
   local name
   for name in "${FAILED_STAGES[@]}"; do
     echo "--- why $name failed (the log's error lines; all in tests/output/logs/$name.log)"
-    grep -E -A4 'fatal:|FAILED!|^ERROR|CRITICAL|Idempotence test failed|failed=[1-9]|unreachable=[1-9]|^E  ' \
-      "$LOGDIR/$name.log" | grep -v -E '^(--)?$' | cut -c1-400 | tail -n 15 || true
+    { grep -E -A2 'fatal:|FAILED!|Idempotence test failed|^E  ' "$LOGDIR/$name.log" | grep -v -E '^(--)?$' | tail -n 10
+      grep -E 'failed=[1-9]|unreachable=[1-9]|^CRITICAL' "$LOGDIR/$name.log" | tail -n 3; } | cut -c1-400 || true
   done
 }
 
