@@ -196,8 +196,7 @@ summary() {
   local name
   for name in "${FAILED_STAGES[@]}"; do
     echo "--- why $name failed (the log's error lines; all in tests/output/logs/$name.log)"
-    { grep -E -A2 'fatal:|FAILED!|Idempotence test failed|^E  ' "$LOGDIR/$name.log" | grep -v -E '^(--)?$' | tail -n 10
-      grep -E 'failed=[1-9]|unreachable=[1-9]|^CRITICAL' "$LOGDIR/$name.log" | tail -n 3; } | cut -c1-400 || true
+    python3 tests/failure_excerpt.py "$LOGDIR/$name.log" 5 || tail -n 5 "$LOGDIR/$name.log"
   done
 }
 
