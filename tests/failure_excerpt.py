@@ -38,7 +38,7 @@ def failure_lines(task, match):
         return lines + ["  " + short(match["body"])]
     for field in FIELDS:
         if body.get(field) not in (None, "", []):
-            lines.append(f"  {field}: {short(body[field])}")
+            lines.append(f"  {field}: {short(body[field], 1200 if field == 'msg' else WIDTH)}")
     for result in body.get("results", []) if isinstance(body.get("results"), list) else []:
         if isinstance(result, dict) and result.get("failed"):
             lines.append(f"  a failed item: {short(result.get('msg') or result.get('stderr') or '', 200)}")

@@ -21,11 +21,12 @@ def test_the_failure_says_task_and_stderr_past_a_long_command():
 
 
 def test_an_item_failure_names_its_item_and_long_fields_are_cut():
-    body = {"msg": "y" * 1000}
+    body = {"msg": "m" * 2000, "stderr": "y" * 1000}
     log = ["TASK [Apply] ***", "failed: [node] (item=ns/otree) => " + json.dumps(body)]
     out = excerpt(log)
     assert out[0] == "FAILED: [node] Apply (item=ns/otree)"
-    assert out[1].startswith("  msg: yyy") and out[1].endswith("...") and len(out[1]) < 320
+    assert out[1].startswith("  msg: mmm") and out[1].endswith("...") and 1200 <= len(out[1]) < 1220
+    assert out[2].startswith("  stderr: yyy") and out[2].endswith("...") and len(out[2]) < 320
 
 
 def test_unreachable_and_pytest_lines_and_a_limit():
