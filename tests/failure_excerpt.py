@@ -17,7 +17,7 @@ import sys
 FAILURE = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\](?: \(item=(?P<item>.*?)\))?:? ?(?:FAILED!|UNREACHABLE!)? => (?P<body>\{.*\})\s*$")
 TASK = re.compile(r"^TASK \[(?P<name>.*)\]")
 OTHER = re.compile(r"Idempotence test failed|^E  |^CRITICAL|failed=[1-9]|unreachable=[1-9]")
-FIELDS = ("msg", "stderr", "stdout", "rc", "status", "url")
+FIELDS = ("assertion", "msg", "stderr", "stdout", "rc", "status", "url")
 WIDTH = 300
 
 

@@ -44,3 +44,9 @@ def test_an_ignored_failure_is_left_out():
     log = ["TASK [Probe] ***", 'fatal: [h]: FAILED! => {"msg": "expected"}', "...ignoring",
            "TASK [Real] ***", 'fatal: [h]: FAILED! => {"msg": "the cause"}']
     assert excerpt(log) == ["FAILED: [h] Real", "  msg: the cause"]
+
+
+def test_a_failed_assert_says_which_condition():
+    body = {"assertion": "x.msg is match('a: ')", "evaluated_to": False, "msg": "a:\nb"}
+    out = excerpt(["TASK [Check] ***", "fatal: [h]: FAILED! => " + json.dumps(body)])
+    assert out == ["FAILED: [h] Check", "  assertion: x.msg is match('a: ')", "  msg: a: b"]
