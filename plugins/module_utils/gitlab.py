@@ -106,6 +106,10 @@ class GitLab(object):
         obj = self.request("GET", "/%s/%s" % (plural, quote(str(ref), safe="")), what="%s %s" % (kind, ref))
         return obj["id"]
 
+    def project(self, ref):
+        """The project as GitLab shows it (id, path_with_namespace, container_registry_image_prefix, ...)."""
+        return self.request("GET", "/projects/%s" % quote(str(ref), safe=""), what="project %s" % ref)
+
     def list_runners(self, runner_type, scope_id=None):
         if runner_type == "group_type":
             path = "/groups/%d/runners" % scope_id

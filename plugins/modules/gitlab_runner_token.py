@@ -163,6 +163,14 @@ runner:
   returned: success
   type: dict
   sample: {id: 42, description: otree-public-goods, runner_type: project_type, tag_list: [otree], locked: true}
+registry_image:
+  description:
+    - The project's container registry path as GitLab gives it (C(container_registry_image_prefix) of
+      C(GET /projects/:id), the C($CI_REGISTRY_IMAGE) its pipelines push to); null when GitLab shows none (no
+      container registry on the instance, or the token's user may not read the project's images).
+  returned: runner_type=project_type with api_token
+  type: str
+  sample: registry.gitlab.example.org/lab/public-goods
 action:
   description: What happened, one of created, updated, rotated, kept, registered, deleted, absent.
   returned: always
@@ -177,7 +185,7 @@ from ansible_collections.oforest.otree.plugins.module_utils.gitlab import (
     GitLab, attr_diff, desired_attrs)
 
 
-def run(module, gl):
+def run(module, gl, project=None):
     p = module.params
     check = module.check_mode
     want = desired_attrs(p)
@@ -189,7 +197,7 @@ def run(module, gl):
     if rtype == "group_type":
         scope_id = gl.namespace_id("group", p["group"])
     elif rtype == "project_type":
-        scope_id = gl.namespace_id("project", p["project"])
+        scope_id = project["id"]
     found = [r for r in gl.list_runners(rtype, scope_id) if r.get("description") == p["description"]]
     if rtype == "project_type":
         found = owned_by(gl, found, scope_id)
@@ -330,7 +338,10 @@ def main():
             module.fail_json(msg="tags: %r is not a valid tag (no empty tags, no commas)." % tag)
     gl = GitLab(p["gitlab_url"], p["api_token"], validate_certs=p["validate_certs"], timeout=p["timeout"])
     with reported(module, "gitlab_runner_token"):
-        result = run(module, gl)
+        project = gl.project(p["project"]) if p["api_token"] and p["runner_type"] == "project_type" else None
+        result = run(module, gl, project)
+    if project is not None:
+        result["registry_image"] = project.get("container_registry_image_prefix") or None
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

@@ -27,7 +27,9 @@ SEED = {
     },
     "groups": {"7": {"path": "lab", "members": {"alice": "owner", "dave": "developer"}}},
     "projects": {"42": {"path": "lab/public-goods", "group": "7", "members": {}},
-                 "43": {"path": "lab/trust", "group": "7", "members": {}}},
+                 "43": {"path": "lab/trust", "group": "7", "members": {}},
+                 "44": {"path": "Lab/Risk-Elicitation", "group": "7", "members": {}}},
+    "registry": "registry.example.org:5050",
     "registration_tokens": {"GR1348941legacy": {"type": "project_type", "scope_id": "42"}},
 }
 
@@ -83,6 +85,17 @@ def test_creates_a_project_runner_then_finds_it(gitlab, tmp_path):
     _, out = run_module(tmp_path, url, dict(BASE, runner_token=token))
     assert out["changed"] is False and out["action"] == "kept" and len(runners(httpd)) == 1
     assert httpd.state.runners[r["id"]]["token"] == token
+
+
+def test_the_projects_registry_path_is_returned_for_the_deployer_policy(gitlab, tmp_path):
+    httpd, url = gitlab
+    _, out = run_module(tmp_path, url, dict(BASE, project="Lab/Risk-Elicitation", description="otree-risk"))
+    assert out["registry_image"] == "registry.example.org:5050/lab/risk-elicitation"
+    _, out = run_module(tmp_path, url, dict(BASE, project="42"), check=True)
+    assert out["registry_image"] == "registry.example.org:5050/lab/public-goods"
+    httpd.state.registry = ""   # an instance without a container registry
+    _, out = run_module(tmp_path, url, BASE)
+    assert out["registry_image"] is None
 
 
 def test_found_runner_without_a_valid_token_gets_a_new_one(gitlab, tmp_path):

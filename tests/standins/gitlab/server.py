@@ -13,6 +13,10 @@ docs.gitlab.com/api/runners/): endpoints, field names, status codes and error bo
   DELETE /runners/:id                         204
   POST   /runners {token: registration token} 201 | 403 invalid token | 410 registration disallowed
   GET    /groups/:id_or_path, /projects/:id_or_path    404 {"message": "404 Group Not Found"} ...
+         a project also shows `container_registry_image_prefix` (<registry host>/<path, lowercase>: the
+         $CI_REGISTRY_IMAGE its pipelines push to; docs.gitlab.com/api/projects, "Get a single
+         project", added by gitlab-org/gitlab merge request 54090); left out here when the seed names no
+         "registry" (an instance without a container registry)
 Access tokens: PRIVATE-TOKEN header; unknown -> 401 {"message": "401 Unauthorized"}; a token without the
 scope -> 403 {"error": "insufficient_scope", ...}; a user without the role -> 403 {"message": "403 Forbidden"}.
 
@@ -31,7 +35,7 @@ this one (Ci::Runner.owned_or_instance_wide, belonging_to_project via ci_runner_
 /runners/:id lists the owner project first in `projects` (lib/api/entities/ci/runner_details.rb).
 
 Run: python -m tests.standins.gitlab.server --port 0 --state FILE.json  (prints the URL on stdout;
-FILE.json holds users, tokens, groups, projects and optionally runners (owned by another project and
+FILE.json holds users, tokens, groups, projects, optionally the registry host and runners (owned by another project and
 enabled on some: {"runner_type", "scope_id", "description", "enabled_projects"}); runners are kept in
 memory and exposed at GET /_standin/runners for tests, with the managers verify made).
 """
@@ -56,6 +60,7 @@ class State:
         self.projects = seed.get("projects", {})      # id -> {path, group, members: {user: role}}
         self.registration_tokens = seed.get("registration_tokens", {})  # token -> {type, scope_id}
         self.registration_enabled = seed.get("registration_enabled", False)
+        self.registry = seed.get("registry", "")       # the instance's container registry host, if any
         self.runners = {}
         self.next_id = 100
         self.requests = []
@@ -191,7 +196,10 @@ class Handler(BaseHTTPRequestHandler):
             if obj is None or st.role(user, kind, key) < ROLE["guest"]:
                 return self.send(404, {"message": "404 %s Not Found" % kind.capitalize()})
             if not m.group(3):
-                return self.send(200, {"id": int(key), "path_with_namespace" if kind == "project" else "full_path": obj["path"]})
+                body = {"id": int(key), "path_with_namespace" if kind == "project" else "full_path": obj["path"]}
+                if kind == "project" and st.registry:
+                    body["container_registry_image_prefix"] = "%s/%s" % (st.registry, obj["path"].lower())
+                return self.send(200, body)
             need = ROLE["owner"] if kind == "group" else ROLE["maintainer"]
             if st.role(user, kind, key) < need:
                 return self.send(403, {"message": "403 Forbidden"})
