@@ -38,8 +38,27 @@ def rendered_objects(namespace=NS):
     env.filters["to_json"] = json.dumps
     env.filters["b64encode"] = lambda s: base64.b64encode(s.encode()).decode()
     text = env.from_string((ROLE / "templates" / "runner-objects.yaml.j2").read_text()).render(
-        ansible_managed="test", gitlab_runner_ns=namespace, **dict(RULES, gitlab_runner_token_value="glrt-x"))
+        ansible_managed="test", gitlab_runner_ns=namespace, **dict(
+            RULES, gitlab_runner_token_value="glrt-x", gitlab_runner_image_repository=REGISTRY_PATH,
+            gitlab_runner_service_images=sorted(postgres_images())))
     return [o for o in yaml.safe_load_all(text) if o]
+
+
+REGISTRY_PATH = "r.example.org/pgg"   # the sample experiment's image is r.example.org/pgg:1.0.0
+
+
+def policy_objects():
+    """The role's deployer-policy.yaml.j2: the cluster's admission policy and its binding."""
+    text = jinja2.Environment().from_string((ROLE / "templates" / "deployer-policy.yaml.j2").read_text()).render(
+        ansible_managed="test", gitlab_runner_policy_name=RULES["gitlab_runner_policy_name"])
+    return [o for o in yaml.safe_load_all(text) if o]
+
+
+def postgres_images():
+    """The images of the sample experiment's Postgres Deployment, as the role reads them from the cluster."""
+    [pg] = [o for o in experiment_objects(NS, ("Deployment",)) if o["metadata"]["name"] == "postgres"]
+    pod = pg["spec"]["template"]["spec"]
+    return {c["image"] for c in pod["containers"] + pod.get("initContainers", [])}
 
 
 def experiment_objects(namespace, kinds=("Namespace",)):
@@ -107,7 +126,7 @@ def test_no_wildcards_and_nothing_cluster_wide():
         for r in rules:
             assert "*" not in r["apiGroups"] + r["resources"] + r["verbs"]
     objs = rendered_objects()
-    assert {o["kind"] for o in objs} == {"Secret", "ServiceAccount", "Role", "RoleBinding"}
+    assert {o["kind"] for o in objs} == {"Secret", "ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
     assert all(o["metadata"]["namespace"] == NS for o in objs)
     deployer = [o for o in objs if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "otree-deployer"][0]
     assert deployer["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "otree-deployer"}
@@ -118,3 +137,33 @@ def test_no_wildcards_and_nothing_cluster_wide():
     for verb, group, resource in [("patch", "apps", "deployments"), ("delete", "", "persistentvolumeclaims"),
                                   ("create", "rbac.authorization.k8s.io", "roles")]:
         assert not allows(manager, verb, group, resource)
+
+
+def test_the_policy_parameters_name_what_the_experiments_own_pods_use():
+    """The admission policy's parameters (ConfigMap otree-deployer-policy) against every pod template the
+    renderer makes: its service accounts, its Secret, its images (the registry path and Postgres'), no
+    token. What the real API server does with them: tests/integration/test_deployer_rbac.py."""
+    [params] = [o["data"] for o in rendered_objects() if o["kind"] == "ConfigMap"]
+    assert params["repositories"] == REGISTRY_PATH
+    images, accounts, secrets = (set(params[k].split()) for k in ("images", "serviceAccounts", "secrets"))
+    assert images == postgres_images() and images
+    spec = otree_render.normalize_spec({"name": "pgg", "host": "pgg.example.org", "image": "r.example.org/pgg:1.0.0"})
+    values, _ = otree_render.resolve_secrets(spec)
+    templates = []
+    for o in otree_render.render(spec, values) + [otree_render.resetdb_job(spec, "r"),
+                                                   otree_render.backup_job(spec, "d.dump", "b")]:
+        if o["kind"] == "CronJob":
+            templates.append(o["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        elif o["kind"] in ("Deployment", "Job"):
+            templates.append(o["spec"]["template"]["spec"])
+    assert len(templates) >= 3
+    for pod in templates:
+        assert pod["serviceAccountName"] in accounts and pod["automountServiceAccountToken"] is False
+        for c in pod["containers"] + pod.get("initContainers", []):
+            assert c["image"] in images or c["image"].startswith(REGISTRY_PATH + ":"), c["image"]
+            refs = [e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env", [])
+                    if "secretKeyRef" in e.get("valueFrom", {})]
+            refs += [f["secretRef"]["name"] for f in c.get("envFrom", []) if "secretRef" in f]
+            assert set(refs) <= secrets
+        for v in pod.get("volumes", []):
+            assert set(v) - {"name"} <= {"persistentVolumeClaim", "emptyDir", "configMap", "downwardAPI", "secret"}

@@ -405,6 +405,11 @@ class Store:
             ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
             ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
             ("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
+            # stored and served only: this stand-in never evaluates an admission policy (the real API
+            # server in molecule/site does)
+            ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy", False),
+            ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+             "ValidatingAdmissionPolicyBinding", False),
         ]:
             if (group, version, plural) not in self.resources:
                 self.add_resource(Resource(group, version, plural, kind, ns))
