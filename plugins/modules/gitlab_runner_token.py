@@ -94,6 +94,12 @@ options:
     description: Give the runner a new authentication token (the old one stops working).
     type: bool
     default: false
+  registry_required:
+    description:
+      - For a project runner, stop before anything is created or changed when GitLab shows no container
+        registry path for the project (RV(registry_image) would be null), naming what to give instead.
+    type: bool
+    default: false
   state:
     description: C(present) to find or create, C(absent) to delete.
     type: str
@@ -198,6 +204,10 @@ def run(module, gl, project=None):
         scope_id = gl.namespace_id("group", p["group"])
     elif rtype == "project_type":
         scope_id = project["id"]
+        if p["registry_required"] and p["state"] == "present" and not project.get("container_registry_image_prefix"):
+            module.fail_json(msg="project: GitLab shows no container registry path for %s (no registry on the "
+                             "instance, or the token's user may not read the project's images); give the path the "
+                             "pipeline pushes to yourself (gitlab_runner role: image_repository)." % p["project"])
     found = [r for r in gl.list_runners(rtype, scope_id) if r.get("description") == p["description"]]
     if rtype == "project_type":
         found = owned_by(gl, found, scope_id)
@@ -310,6 +320,7 @@ def main():
             runner_token=dict(type="str", no_log=True),
             registration_token=dict(type="str", no_log=True),
             rotate=dict(type="bool", default=False, no_log=False),
+            registry_required=dict(type="bool", default=False),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             validate_certs=dict(type="bool", default=True),
             timeout=dict(type="int", default=30),

@@ -96,6 +96,12 @@ def test_the_projects_registry_path_is_returned_for_the_deployer_policy(gitlab, 
     httpd.state.registry = ""   # an instance without a container registry
     _, out = run_module(tmp_path, url, BASE)
     assert out["registry_image"] is None
+    # asked to need it (the gitlab_runner role without image_repository): refused before any change
+    _, out = run_module(tmp_path, url, dict(BASE, description="otree-trust", project="lab/trust",
+                                            registry_required=True))
+    assert out["failed"] and "no container registry path for lab/trust" in out["msg"]
+    assert "image_repository" in out["msg"]
+    assert [r["description"] for r in runners(httpd)] == ["otree-risk", "otree-public-goods"]
 
 
 def test_found_runner_without_a_valid_token_gets_a_new_one(gitlab, tmp_path):
